@@ -1,0 +1,40 @@
+# Entry points of the Metropolis build. Targets stay thin: what they do lives
+# in Go programs under build/, and each target installs what it needs itself.
+
+# The Go command to use, installed first on machines without a recent one.
+GO := $(shell build/ensure-go.sh)
+ifeq ($(GO),)
+$(error no usable Go toolchain; see build/ensure-go.sh's message above)
+endif
+export PATH := $(dir $(GO)):$(PATH)
+
+# Debian packages the checks and tests need (protoc for the generated-code check).
+TEST_PACKAGES := protobuf-compiler
+
+.PHONY: all test check generate bench prereqs-test launch-cluster
+
+all: test
+
+prereqs-test:
+	go run ./build/prereqs $(TEST_PACKAGES)
+
+## generate: regenerate the committed protobuf and gRPC code.
+generate: prereqs-test
+	go run ./build/protogen
+
+## check: formatting, import groups, go.mod, vet, staticcheck, stale generated code.
+check: prereqs-test
+	go run ./build/check
+
+## test: every check, then every test; osbase runs under the race detector.
+test: check
+	go test -race -count=1 ./osbase/...
+	go test -count=1 ./build/...
+
+## bench: the Go benchmarks, on one core so figures compare across machines.
+bench:
+	go test -run='^$$' -bench=. -benchmem -cpu=1 ./osbase/...
+
+launch-cluster:
+	@echo "launch-cluster: not built yet; the node image and cluster launcher are open issues (see README.md)" >&2
+	@exit 1
