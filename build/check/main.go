@@ -139,4 +139,3 @@ func goFiles() ([]string, error) {
 	})
 	return files, err
 }
-
