@@ -8,8 +8,9 @@ $(error no usable Go toolchain; see build/ensure-go.sh's message above)
 endif
 export PATH := $(dir $(GO)):$(PATH)
 
-# Debian packages the checks and tests need (protoc for the generated-code check).
-TEST_PACKAGES := protobuf-compiler
+# Debian packages the checks and tests need: protoc for the generated-code
+# check, and the real tools the image writers are verified against.
+TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils
 
 .PHONY: all test check generate bench prereqs-test launch-cluster
 
