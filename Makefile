@@ -10,7 +10,7 @@ export PATH := $(dir $(GO)):$(PATH)
 
 # Debian packages the checks and tests need: protoc for the generated-code
 # check, and the real tools the image writers are verified against.
-TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils
+TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils cryptsetup-bin
 
 .PHONY: all test check generate bench prereqs-test launch-cluster
 
