@@ -83,6 +83,19 @@ func (p *RawPayload) Data() string { return p.data }
 // already know how to read.
 const fullTimestampLayout = "0102 15:04:05.000000"
 
+// Text returns what the entry says without any metadata: the message lines of
+// a leveled entry joined by newlines, or the line of a raw one. Log consumers
+// that match on content (tests, filters) use it instead of String.
+func (e *LogEntry) Text() string {
+	switch {
+	case e.Leveled != nil:
+		return e.Leveled.MessagesJoined()
+	case e.Raw != nil:
+		return e.Raw.Data()
+	}
+	return ""
+}
+
 // String returns the full, multi-line textual form of the entry: for every
 // line of the message,
 //

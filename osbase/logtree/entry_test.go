@@ -60,3 +60,25 @@ func TestEntryString(t *testing.T) {
 		})
 	}
 }
+
+func TestEntryText(t *testing.T) {
+	lt := New()
+	lt.MustLeveledFor("a").Info("first line\nsecond line")
+	raw := lt.MustRawFor("b")
+	if _, err := raw.Write([]byte("raw line\n")); err != nil {
+		t.Fatal(err)
+	}
+	for dn, want := range map[DN]string{"a": "first line\nsecond line", "b": "raw line"} {
+		r, err := lt.Read(dn, WithBacklog(BacklogAllAvailable))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Backlog) != 1 {
+			t.Fatalf("%s: %d entries, want 1", dn, len(r.Backlog))
+		}
+		if got := r.Backlog[0].Text(); got != want {
+			t.Errorf("%s: Text() = %q, want %q", dn, got, want)
+		}
+		r.Close()
+	}
+}

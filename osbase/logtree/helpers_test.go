@@ -15,17 +15,11 @@ func backlog(t *testing.T, lt *LogTree, dn DN, opts ...LogReadOption) []*LogEntr
 	return r.Backlog
 }
 
-// texts returns the message of every entry: the joined lines of leveled
-// entries, the data of raw ones.
+// texts returns the Text of every entry.
 func texts(entries []*LogEntry) []string {
 	res := make([]string, 0, len(entries))
 	for _, e := range entries {
-		switch {
-		case e.Leveled != nil:
-			res = append(res, e.Leveled.MessagesJoined())
-		case e.Raw != nil:
-			res = append(res, e.Raw.Data())
-		}
+		res = append(res, e.Text())
 	}
 	return res
 }

@@ -151,12 +151,7 @@ func logLines(t *testing.T, lt *logtree.LogTree, dn logtree.DN, opts ...logtree.
 	}
 	var res []string
 	for _, e := range r.Backlog {
-		switch {
-		case e.Leveled != nil:
-			res = append(res, e.Leveled.MessagesJoined())
-		case e.Raw != nil:
-			res = append(res, e.Raw.Data())
-		}
+		res = append(res, e.Text())
 	}
 	return res
 }
