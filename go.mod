@@ -7,6 +7,7 @@ toolchain go1.26.8
 require (
 	github.com/erofs/go-erofs v0.3.1
 	github.com/klauspost/compress v1.20.3
+	github.com/ulikunitz/xz v0.5.17
 	go.etcd.io/etcd/api/v3 v3.5.21
 	go.etcd.io/etcd/client/v3 v3.5.21
 	go.etcd.io/etcd/server/v3 v3.5.21
