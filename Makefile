@@ -10,9 +10,11 @@ export PATH := $(dir $(GO)):$(PATH)
 
 # Debian packages the checks and tests need: protoc for the generated-code
 # check, and the real tools the image writers are verified against.
-TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils cryptsetup-bin
+TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils cryptsetup-bin \
+	qemu-system-x86 qemu-utils ovmf swtpm binutils sbsigntool efitools git \
+	gdisk fdisk dosfstools mtools xz-utils
 
-.PHONY: all test check generate bench prereqs-test launch-cluster
+.PHONY: all test check generate bench prereqs-test launch-cluster image bench-boot
 
 all: test
 
@@ -31,6 +33,14 @@ check: prereqs-test
 test: check
 	go test -race -count=1 ./osbase/...
 	go test -count=1 ./build/...
+
+## image: the node disk image, out/node.img (see build/mkimage).
+image:
+	go run ./build/mkimage -out out/node.img
+
+## bench-boot: image build time, UKI and system size, boot time to the banner.
+bench-boot: prereqs-test
+	go run ./build/benchboot
 
 ## bench: the Go benchmarks, on one core so figures compare across machines.
 bench:
