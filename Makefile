@@ -30,9 +30,11 @@ check: prereqs-test
 	go run ./build/check
 
 ## test: every check, then every test; osbase runs under the race detector.
+## VM tests run under TCG without /dev/kvm; METROPOLIS_TEST_TIMEOUT_SCALE
+## stretches their timeouts on slow machines.
 test: check
 	go test -race -count=1 ./osbase/...
-	go test -count=1 ./build/...
+	go test -count=1 ./build/... ./metropolis/...
 
 ## image: the node disk image, out/node.img (see build/mkimage).
 image:
