@@ -49,5 +49,5 @@ bench:
 	go test -run='^$$' -bench=. -benchmem -cpu=1 ./osbase/...
 
 launch-cluster:
-	@echo "launch-cluster: not built yet; the node image and cluster launcher are open issues (see README.md)" >&2
+	@echo "launch-cluster: not built yet: nodes cannot form a cluster so far (see README.md); make image builds a bootable node image" >&2
 	@exit 1
