@@ -40,22 +40,6 @@ func TestKernel(t *testing.T) {
 	})
 }
 
-// findDisk returns the path of the virtio disk with the given serial.
-func findDisk(t *testing.T, serial string) string {
-	t.Helper()
-	serials, err := filepath.Glob("/sys/block/*/serial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range serials {
-		if s, err := os.ReadFile(p); err == nil && string(s) == serial {
-			return "/dev/" + filepath.Base(filepath.Dir(p))
-		}
-	}
-	t.Fatalf("no disk with serial %q", serial)
-	return ""
-}
-
 // sector returns the content the tests give a sector of the disk: its
 // number, repeated.
 func sector(n uint64) []byte {
@@ -119,7 +103,7 @@ func TestVMVersion(t *testing.T) {
 // reads and writes through the mapping, and removes it.
 func TestVMLinear(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	fillDisk(t, disk)
 	var st unix.Stat_t
 	if err := unix.Stat(disk, &st); err != nil {
@@ -220,7 +204,7 @@ func TestVMLinear(t *testing.T) {
 // buffer TableStatus offers, so that it has to ask again.
 func TestVMManyTargets(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	var targets []devicemapper.Target
 	for i := range uint64(2000) {
 		targets = append(targets, devicemapper.Target{StartSector: i, Length: 1, Type: "linear", Parameters: fmt.Sprintf("%s %d", disk, diskSectors-1-i)})
@@ -244,7 +228,7 @@ func TestVMManyTargets(t *testing.T) {
 
 func TestVMReadOnly(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	path := create(t, "read-only", true, []devicemapper.Target{{Length: 8, Type: "linear", Parameters: disk + " 0"}})
 	ro, err := os.ReadFile("/sys/block/" + filepath.Base(path) + "/ro")
 	if err != nil || string(ro) != "1\n" {
@@ -269,7 +253,7 @@ func TestVMReadOnly(t *testing.T) {
 // the kernel's reason, and leaves no device behind.
 func TestVMBadTables(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	for _, tc := range []struct {
 		name    string
 		targets []devicemapper.Target
@@ -309,7 +293,7 @@ func TestVMBadTables(t *testing.T) {
 
 func TestVMNameConflicts(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	const name = "taken"
 	targets := []devicemapper.Target{{Length: 8, Type: "linear", Parameters: disk + " 0"}}
 	path := create(t, name, true, targets)

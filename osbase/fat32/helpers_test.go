@@ -2,9 +2,7 @@ package fat32
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,58 +180,33 @@ func extract(t *testing.T, img string) string {
 // diffTree compares tree with the directory dir: the same files and
 // directories with the same names, contents and modification times.
 func diffTree(tree *structfs.Tree, dir string, mtime time.Time) error {
-	var errs []error
-	inTree := make(map[string]bool)
-	err := tree.Walk(func(e structfs.Entry) error {
-		inTree[e.Path] = true
+	return structfstest.DiffFunc(tree, dir, func(p string, e structfs.Entry) error {
 		if e.Path == "/" {
 			return nil
 		}
-		p := filepath.Join(dir, e.Path)
 		fi, err := os.Lstat(p)
 		switch {
 		case err != nil:
-			errs = append(errs, err)
-			return nil
+			return err
 		case fi.IsDir() != (e.Type == structfs.TypeDir):
-			errs = append(errs, fmt.Errorf("%s: is a %v, want a %v", e.Path, fi.Mode().Type(), e.Type))
-			return nil
+			return fmt.Errorf("is a %v, want a %v", fi.Mode().Type(), e.Type)
 		case !fi.ModTime().Equal(mtime.Truncate(2 * time.Second)):
-			errs = append(errs, fmt.Errorf("%s: modified at %v, want %v", e.Path, fi.ModTime().UTC(), mtime))
+			return fmt.Errorf("modified at %v, want %v", fi.ModTime().UTC(), mtime)
 		}
-		if e.Type == structfs.TypeFile {
-			got, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			var want bytes.Buffer
-			if err := structfs.CopyBlob(&want, e.Blob); err != nil {
-				return err
-			}
-			if !bytes.Equal(got, want.Bytes()) {
-				errs = append(errs, fmt.Errorf("%s: content differs: %d bytes, want %d", e.Path, len(got), want.Len()))
-			}
+		if e.Type != structfs.TypeFile {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		got, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
+		var want bytes.Buffer
+		if err := structfs.CopyBlob(&want, e.Blob); err != nil {
 			return err
 		}
-		if tp := filepath.Join("/", rel); !inTree[tp] {
-			errs = append(errs, fmt.Errorf("%s: extracted but not in the tree", tp))
+		if !bytes.Equal(got, want.Bytes()) {
+			return fmt.Errorf("content differs: %d bytes, want %d", len(got), want.Len())
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return errors.Join(errs...)
 }

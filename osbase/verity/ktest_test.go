@@ -45,22 +45,6 @@ func TestKernel(t *testing.T) {
 	})
 }
 
-// findDisk returns the path of the virtio disk with the given serial.
-func findDisk(t *testing.T, serial string) string {
-	t.Helper()
-	serials, err := filepath.Glob("/sys/block/*/serial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range serials {
-		if s, err := os.ReadFile(p); err == nil && string(s) == serial {
-			return "/dev/" + filepath.Base(filepath.Dir(p))
-		}
-	}
-	t.Fatalf("no disk with serial %q", serial)
-	return ""
-}
-
 // fileContent is the content of the file the tests read through dm-verity:
 // three whole blocks and a tail, all different.
 func fileContent() []byte {
@@ -206,7 +190,7 @@ var corruptedBlock = regexp.MustCompile(`^device-mapper: verity: \d+:\d+: data b
 // flipped.
 func TestVMVerity(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	content := fileContent()
 	image := erofsImage(t, content)
 
@@ -326,7 +310,7 @@ func TestVMVerity(t *testing.T) {
 // encoder returns back as the same table.
 func TestVMTableMatchesKernel(t *testing.T) {
 	ktest.OnlyInVM(t)
-	disk := findDisk(t, diskSerial)
+	disk := ktest.DiskBySerial(t, diskSerial)
 	data := make([]byte, 130*verity.BlockSize)
 	rand.NewChaCha8([32]byte{1}).Read(data)
 	var tree bytes.Buffer

@@ -32,11 +32,21 @@ type DiffOptions struct {
 // contents, symlink targets, device numbers and modification times. It
 // returns every difference found, or nil.
 func Diff(tree *structfs.Tree, dir string, opts DiffOptions) error {
+	return DiffFunc(tree, dir, func(hostPath string, e structfs.Entry) error {
+		return diffEntry(hostPath, e, opts)
+	})
+}
+
+// DiffFunc is Diff with the comparison of each node left to compare, for
+// file systems that keep less than Diff checks (FAT has no modes, owners or
+// links). compare gets the host path of every node of the tree; dir must
+// hold nothing else. It returns every difference found, or nil.
+func DiffFunc(tree *structfs.Tree, dir string, compare func(hostPath string, e structfs.Entry) error) error {
 	var errs []error
 	inTree := make(map[string]bool)
 	err := tree.Walk(func(e structfs.Entry) error {
 		inTree[e.Path] = true
-		if err := diffEntry(filepath.Join(dir, e.Path), e, opts); err != nil {
+		if err := compare(filepath.Join(dir, e.Path), e); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", e.Path, err))
 		}
 		return nil

@@ -111,11 +111,8 @@ func TestInVMEnvironment(t *testing.T) {
 		}
 	}
 
-	serial, err := os.ReadFile("/sys/block/vda/serial")
-	if err != nil || string(serial) != "ktest-disk" {
-		t.Errorf("disk serial %q (%v), want ktest-disk", serial, err)
-	}
-	f, err := os.Open("/dev/vda")
+	disk := DiskBySerial(t, "ktest-disk")
+	f, err := os.Open(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
