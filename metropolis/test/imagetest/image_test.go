@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"metropolis.dev/build/secureboot"
 	"metropolis.dev/osbase/efi/ovmfvars"
 	"metropolis.dev/osbase/efivarfs"
 	"metropolis.dev/osbase/gpt"
@@ -77,7 +78,8 @@ func buildImage(ctx context.Context, dir string) (*built, error) {
 	sum := filepath.Join(dir, "summary.json")
 	ctx, cancel := context.WithTimeout(ctx, qemu.Timeout(buildTimeout))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "run", "./build/mkimage", "-out", img, "-slot-b", "-summary", sum)
+	cmd := exec.CommandContext(ctx, "go", "run", "./build/mkimage", "-out", img, "-slot-b", "-summary", sum,
+		"-key", filepath.Join(keyDir, secureboot.DevKeyFile), "-cert", filepath.Join(keyDir, secureboot.DevCertFile))
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("mkimage: %w\n%s", err, out)
@@ -96,10 +98,19 @@ func buildImage(ctx context.Context, dir string) (*built, error) {
 // workDir holds the images of this test binary.
 var workDir string
 
+// keyDir holds the key the test images are signed with, made for this test
+// binary, so that TestSecureBoot knows which certificate to enroll.
+var keyDir string
+
 func TestMain(m *testing.M) {
 	var err error
 	workDir, err = os.MkdirTemp("", "imagetest-")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	keyDir = filepath.Join(workDir, "key")
+	if _, err := secureboot.EnsureDevKey(keyDir, io.Discard); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -143,8 +154,8 @@ func expect(t *testing.T, vm *qemu.VM, within time.Duration, substr string) stri
 }
 
 // expectBanner waits for the core's banner and checks the slot, system
-// partition and root hash it reports.
-func expectBanner(t *testing.T, vm *qemu.VM, img *built, slot, device string) {
+// partition, root hash and Secure Boot state it reports.
+func expectBanner(t *testing.T, vm *qemu.VM, img *built, slot, device, secureBoot string) {
 	t.Helper()
 	start := time.Now()
 	expect(t, vm, bootTimeout, "stage1: booting slot "+slot+", system root hash "+img.summary.RootHash)
@@ -165,8 +176,7 @@ func expectBanner(t *testing.T, vm *qemu.VM, img *built, slot, device string) {
 	t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), line)
 	expect(t, vm, time.Second, "slot:        "+slot)
 	expect(t, vm, time.Second, "system:      "+device+", dm-verity root hash "+img.summary.RootHash)
-	// The firmware has no Secure Boot keys enrolled (setup mode).
-	expect(t, vm, time.Second, "Secure Boot: disabled")
+	expect(t, vm, time.Second, "Secure Boot: "+secureBoot)
 	expect(t, vm, time.Second, "TPM:         present (tpm0, TPM 2.0)")
 	expect(t, vm, time.Second, "node core up")
 }
@@ -174,7 +184,33 @@ func expectBanner(t *testing.T, vm *qemu.VM, img *built, slot, device string) {
 func TestBootSlotA(t *testing.T) {
 	img := image(t)
 	vm := bootVM(t, "slot-a", img.path, "raw", qemu.OVMF{})
-	expectBanner(t, vm, img, "A", "vda2")
+	// The firmware has no Secure Boot keys enrolled (setup mode).
+	expectBanner(t, vm, img, "A", "vda2", "disabled")
+}
+
+// TestSecureBoot boots the image with the signing key enrolled in the
+// firmware and Secure Boot on: the firmware verifies the UKI, and the node
+// core reports Secure Boot as enforced.
+func TestSecureBoot(t *testing.T) {
+	img := image(t)
+	esl, err := os.ReadFile(filepath.Join(keyDir, secureboot.DevSignatureListFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	template, err := os.ReadFile(qemu.OVMFVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled, err := ovmfvars.EnrollSecureBoot(template, ovmfvars.SecureBootKeys{PK: esl, KEK: esl, DB: esl})
+	if err != nil {
+		t.Fatalf("enrolling the signing key: %v", err)
+	}
+	vars := filepath.Join(t.TempDir(), "vars.fd")
+	if err := os.WriteFile(vars, enrolled, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm := bootVM(t, "secure-boot", img.path, "raw", qemu.OVMF{SecureBoot: true, Vars: vars})
+	expectBanner(t, vm, img, "A", "vda2", "enabled")
 }
 
 // TestCorruptedSystem flips one byte of the node core's first block in
@@ -310,7 +346,7 @@ func TestBootSlotB(t *testing.T) {
 
 	vm := bootVM(t, "slot-b", img.path, "raw", qemu.OVMF{Vars: vars})
 	expect(t, vm, bootTimeout, `Boot0100 "Metropolis slot B"`)
-	expectBanner(t, vm, img, "B", "vda3")
+	expectBanner(t, vm, img, "B", "vda3", "disabled")
 }
 
 // TestReproducible builds the image a second time and compares it with the
