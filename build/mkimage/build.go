@@ -87,8 +87,8 @@ func (b *builder) build(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 
-	b.step("taking the kernel and %d modules from the pinned Debian package", len(initramfsModules))
-	kernelDir, err := b.kernel(ctx)
+	b.step("taking the kernel and its modules from the pinned Debian package")
+	kernelDir, nodeModulesDir, err := b.kernel(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +105,15 @@ func (b *builder) build(ctx context.Context) (*Summary, error) {
 	}
 	s.InitramfsBytes = int64(len(initramfs))
 
+	b.step("taking %d tools and their libraries from the pinned Debian packages", len(tools))
+	toolsRoot, err := unpackTools(ctx, b.repo)
+	if err != nil {
+		return nil, fmt.Errorf("unpacking the tools: %w", err)
+	}
+
 	b.step("writing the system image and its dm-verity hash tree")
 	systemPath := filepath.Join(b.work, "system.img")
-	sysSize, treeSize, table, err := b.system(core, systemPath)
+	sysSize, treeSize, table, err := b.system(core, toolsRoot, nodeModulesDir, systemPath)
 	if err != nil {
 		return nil, err
 	}
@@ -199,22 +205,30 @@ func (b *builder) goBuild(ctx context.Context, pkg string) (string, error) {
 	return out, nil
 }
 
-// kernel installs the pinned kernel and the initramfs modules into the work
-// directory and returns it.
-func (b *builder) kernel(ctx context.Context) (string, error) {
+// kernel installs the pinned kernel twice into the work directory and
+// returns both: with the modules stage-1 needs, for the initramfs, and with
+// the modules the node needs (kernel.ModuleListFile), for the system image.
+func (b *builder) kernel(ctx context.Context) (initramfsDir, nodeDir string, err error) {
 	pkg, err := kernel.Pinned(ctx, b.repo)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	sel, err := pkg.Select(initramfsModules)
+	nodeModules, err := kernel.ReadModuleList(filepath.Join(b.repo, kernel.ModuleListFile))
 	if err != nil {
-		return "", fmt.Errorf("selecting kernel modules: %w", err)
+		return "", "", err
 	}
-	dir := filepath.Join(b.work, "kernel")
-	if err := pkg.Install(dir, sel); err != nil {
-		return "", fmt.Errorf("installing the kernel: %w", err)
+	initramfsDir = filepath.Join(b.work, "kernel-initramfs")
+	nodeDir = filepath.Join(b.work, "kernel-node")
+	for dir, modules := range map[string][]string{initramfsDir: initramfsModules, nodeDir: nodeModules} {
+		sel, err := pkg.Select(modules)
+		if err != nil {
+			return "", "", fmt.Errorf("selecting kernel modules: %w", err)
+		}
+		if err := pkg.Install(dir, sel); err != nil {
+			return "", "", fmt.Errorf("installing the kernel: %w", err)
+		}
 	}
-	return dir, nil
+	return initramfsDir, nodeDir, nil
 }
 
 // initramfs returns the compressed initramfs: stage-1 as /init and the
@@ -243,8 +257,10 @@ func (b *builder) initramfs(stage1, kernelDir string) ([]byte, error) {
 
 // system writes the EROFS system image followed by its hash tree to path,
 // returning the sizes of both and the verity table, whose devices the
-// caller fills in per slot.
-func (b *builder) system(core, path string) (int64, int64, *verity.MappingTable, error) {
+// caller fills in per slot. toolsRoot holds the unpacked packages of the
+// tools (see placeTools); kernelDir is a kernel installed with the node's
+// modules, which go to /lib/modules.
+func (b *builder) system(core, toolsRoot, kernelDir, path string) (int64, int64, *verity.MappingTable, error) {
 	var t structfs.Tree
 	init, err := structfs.HostFile(core)
 	if err != nil {
@@ -267,6 +283,12 @@ func (b *builder) system(core, path string) (int64, int64, *verity.MappingTable,
 		if err := t.Place(p, n); err != nil {
 			return 0, 0, nil, fmt.Errorf("system image: %w", err)
 		}
+	}
+	if err := placeTools(&t, toolsRoot); err != nil {
+		return 0, 0, nil, fmt.Errorf("system image: %w", err)
+	}
+	if err := t.PlaceHostDir("/lib/modules", filepath.Join(kernelDir, "lib", "modules")); err != nil {
+		return 0, 0, nil, fmt.Errorf("system image: %w", err)
 	}
 	f, err := os.Create(path)
 	if err != nil {

@@ -17,10 +17,13 @@
 // stamped with the version from git (build/version); take the kernel and the
 // modules stage-1 loads from the pinned Debian package (build/kernel); pack
 // stage-1 and the modules into a zstd initramfs (osbase/cpio); write the system
-// image with the core as /init (osbase/erofs) and its hash tree (osbase/verity);
-// then, per slot, a unified kernel image (build/uki) whose command line names
-// the slot and carries that slot's verity table, signed for Secure Boot
-// (build/secureboot) with the key given or else the machine's development key.
+// image (osbase/erofs) with the core as /init and the Debian programs the node
+// runs, mkfs.xfs as /bin/mkfs.xfs (pinned in third_party/xfsprogs) with exactly
+// the shared libraries it loads at Debian's paths (build/elfdeps), and its hash
+// tree (osbase/verity); then, per slot, a unified kernel image (build/uki)
+// whose command line names the slot and carries that slot's verity table,
+// signed for Secure Boot (build/secureboot) with the key given or else the
+// machine's development key.
 //
 // Slot B is the same system in its own partition, booted by its own UKI whose
 // table names METROPOLIS-SYSTEM-B. How a node chooses between the slots
