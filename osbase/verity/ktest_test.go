@@ -102,9 +102,9 @@ func writeAt(t *testing.T, disk string, b []byte, off int64) {
 	}
 }
 
-// mapAndMount creates a verity device called name from table and mounts
-// its EROFS, both undone when the test ends. It returns the mount point.
-func mapAndMount(t *testing.T, name string, table *verity.MappingTable) string {
+// mapVerity creates a read-only verity device called name from table,
+// removed when the test ends, and returns its path.
+func mapVerity(t *testing.T, name string, table *verity.MappingTable) string {
 	t.Helper()
 	target, err := devicemapper.ParseTarget(table.String())
 	if err != nil {
@@ -119,9 +119,17 @@ func mapAndMount(t *testing.T, name string, table *verity.MappingTable) string {
 			t.Errorf("removing the verity device: %v", err)
 		}
 	})
+	return devicemapper.DevicePath(dev)
+}
+
+// mapAndMount creates a verity device called name from table and mounts
+// its EROFS, both undone when the test ends. It returns the mount point.
+func mapAndMount(t *testing.T, name string, table *verity.MappingTable) string {
+	t.Helper()
+	devPath := mapVerity(t, name, table)
 	mnt := t.TempDir()
-	if err := unix.Mount(devicemapper.DevicePath(dev), mnt, "erofs", unix.MS_RDONLY, ""); err != nil {
-		t.Fatalf("mounting %s: %v", devicemapper.DevicePath(dev), err)
+	if err := unix.Mount(devPath, mnt, "erofs", unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("mounting %s: %v", devPath, err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(mnt, 0); err != nil {
@@ -245,23 +253,10 @@ func TestVMVerity(t *testing.T) {
 	t.Run("wrong root hash", func(t *testing.T) {
 		wrong := *table
 		wrong.RootHash[0] ^= 1
-		target, err := devicemapper.ParseTarget(wrong.String())
-		if err != nil {
-			t.Fatal(err)
-		}
 		// The table loads: dm-verity checks blocks only when they are
 		// read, and the mount reads the superblock.
-		const name = "verity-wrong-root"
-		dev, err := devicemapper.CreateDevice(name, true, []devicemapper.Target{target})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := devicemapper.RemoveDevice(name); err != nil {
-				t.Error(err)
-			}
-		}()
-		if err := unix.Mount(devicemapper.DevicePath(dev), t.TempDir(), "erofs", unix.MS_RDONLY, ""); err == nil {
+		devPath := mapVerity(t, "verity-wrong-root", &wrong)
+		if err := unix.Mount(devPath, t.TempDir(), "erofs", unix.MS_RDONLY, ""); err == nil {
 			t.Error("mounted an image whose root hash is wrong")
 		}
 	})
@@ -330,22 +325,10 @@ func TestVMTableMatchesKernel(t *testing.T) {
 	}
 	table.OptionalParameters = []string{verity.IgnoreZeroBlocks, verity.CheckAtMostOnce}
 	writeAt(t, disk, append(data, tree.Bytes()...), 0)
-	target, err := devicemapper.ParseTarget(table.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const name = "verity-table"
-	dev, err := devicemapper.CreateDevice(name, true, []devicemapper.Target{target})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := devicemapper.RemoveDevice(name); err != nil {
-			t.Error(err)
-		}
-	}()
+	devPath := mapVerity(t, name, table)
 	// Every block reads back, through a tree of two levels.
-	got, err := os.ReadFile(devicemapper.DevicePath(dev))
+	got, err := os.ReadFile(devPath)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("the verity device reads back %d bytes (%v), want the %d bytes of data", len(got), err, len(data))
 	}
