@@ -10,7 +10,7 @@ export PATH := $(dir $(GO)):$(PATH)
 
 # Debian packages the checks and tests need: protoc for the generated-code
 # check, and the real tools the image writers are verified against.
-TEST_PACKAGES := protobuf-compiler cpio zstd erofs-utils cryptsetup-bin \
+TEST_PACKAGES := protobuf-compiler libprotobuf-dev cpio zstd erofs-utils cryptsetup-bin \
 	qemu-system-x86 qemu-utils ovmf swtpm binutils sbsigntool efitools git \
 	gdisk fdisk dosfstools mtools xz-utils
 
