@@ -80,6 +80,57 @@ func (Node_Health) EnumDescriptor() ([]byte, []int) {
 	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{5, 0}
 }
 
+type RebootRequest_Type int32
+
+const (
+	RebootRequest_TYPE_INVALID RebootRequest_Type = 0
+	// TYPE_FIRMWARE restarts the machine through its firmware.
+	RebootRequest_TYPE_FIRMWARE RebootRequest_Type = 1
+	// TYPE_POWER_OFF turns the machine off.
+	RebootRequest_TYPE_POWER_OFF RebootRequest_Type = 2
+)
+
+// Enum value maps for RebootRequest_Type.
+var (
+	RebootRequest_Type_name = map[int32]string{
+		0: "TYPE_INVALID",
+		1: "TYPE_FIRMWARE",
+		2: "TYPE_POWER_OFF",
+	}
+	RebootRequest_Type_value = map[string]int32{
+		"TYPE_INVALID":   0,
+		"TYPE_FIRMWARE":  1,
+		"TYPE_POWER_OFF": 2,
+	}
+)
+
+func (x RebootRequest_Type) Enum() *RebootRequest_Type {
+	p := new(RebootRequest_Type)
+	*p = x
+	return p
+}
+
+func (x RebootRequest_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RebootRequest_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_metropolis_proto_api_management_proto_enumTypes[1].Descriptor()
+}
+
+func (RebootRequest_Type) Type() protoreflect.EnumType {
+	return &file_metropolis_proto_api_management_proto_enumTypes[1]
+}
+
+func (x RebootRequest_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RebootRequest_Type.Descriptor instead.
+func (RebootRequest_Type) EnumDescriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18, 0}
+}
+
 type GetLogsRequest_BacklogMode int32
 
 const (
@@ -117,11 +168,11 @@ func (x GetLogsRequest_BacklogMode) String() string {
 }
 
 func (GetLogsRequest_BacklogMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_metropolis_proto_api_management_proto_enumTypes[1].Descriptor()
+	return file_metropolis_proto_api_management_proto_enumTypes[2].Descriptor()
 }
 
 func (GetLogsRequest_BacklogMode) Type() protoreflect.EnumType {
-	return &file_metropolis_proto_api_management_proto_enumTypes[1]
+	return &file_metropolis_proto_api_management_proto_enumTypes[2]
 }
 
 func (x GetLogsRequest_BacklogMode) Number() protoreflect.EnumNumber {
@@ -130,7 +181,7 @@ func (x GetLogsRequest_BacklogMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GetLogsRequest_BacklogMode.Descriptor instead.
 func (GetLogsRequest_BacklogMode) EnumDescriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18, 0}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20, 0}
 }
 
 type GetLogsRequest_StreamMode int32
@@ -167,11 +218,11 @@ func (x GetLogsRequest_StreamMode) String() string {
 }
 
 func (GetLogsRequest_StreamMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_metropolis_proto_api_management_proto_enumTypes[2].Descriptor()
+	return file_metropolis_proto_api_management_proto_enumTypes[3].Descriptor()
 }
 
 func (GetLogsRequest_StreamMode) Type() protoreflect.EnumType {
-	return &file_metropolis_proto_api_management_proto_enumTypes[2]
+	return &file_metropolis_proto_api_management_proto_enumTypes[3]
 }
 
 func (x GetLogsRequest_StreamMode) Number() protoreflect.EnumNumber {
@@ -180,7 +231,7 @@ func (x GetLogsRequest_StreamMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GetLogsRequest_StreamMode.Descriptor instead.
 func (GetLogsRequest_StreamMode) EnumDescriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18, 1}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20, 1}
 }
 
 type GetRegisterTicketRequest struct {
@@ -1241,6 +1292,86 @@ func (x *ConfigureClusterResponse) GetResultingConfig() *common.ClusterConfigura
 	return nil
 }
 
+type RebootRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          RebootRequest_Type     `protobuf:"varint,1,opt,name=type,proto3,enum=metropolis.proto.api.RebootRequest_Type" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebootRequest) Reset() {
+	*x = RebootRequest{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebootRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebootRequest) ProtoMessage() {}
+
+func (x *RebootRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebootRequest.ProtoReflect.Descriptor instead.
+func (*RebootRequest) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RebootRequest) GetType() RebootRequest_Type {
+	if x != nil {
+		return x.Type
+	}
+	return RebootRequest_TYPE_INVALID
+}
+
+type RebootResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebootResponse) Reset() {
+	*x = RebootResponse{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebootResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebootResponse) ProtoMessage() {}
+
+func (x *RebootResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebootResponse.ProtoReflect.Descriptor instead.
+func (*RebootResponse) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{19}
+}
+
 type GetLogsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// dn of the logger, for example "root.network". Empty is the root.
@@ -1256,7 +1387,7 @@ type GetLogsRequest struct {
 
 func (x *GetLogsRequest) Reset() {
 	*x = GetLogsRequest{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1399,7 @@ func (x *GetLogsRequest) String() string {
 func (*GetLogsRequest) ProtoMessage() {}
 
 func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1412,7 @@ func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetLogsRequest) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetLogsRequest) GetDn() string {
@@ -1329,7 +1460,7 @@ type GetLogsResponse struct {
 
 func (x *GetLogsResponse) Reset() {
 	*x = GetLogsResponse{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1472,7 @@ func (x *GetLogsResponse) String() string {
 func (*GetLogsResponse) ProtoMessage() {}
 
 func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1485,7 @@ func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetLogsResponse) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{19}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetLogsResponse) GetBacklogEntries() []*proto.LogEntry {
@@ -1381,7 +1512,7 @@ type UpdateNodeLabelsRequest_Pair struct {
 
 func (x *UpdateNodeLabelsRequest_Pair) Reset() {
 	*x = UpdateNodeLabelsRequest_Pair{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1524,7 @@ func (x *UpdateNodeLabelsRequest_Pair) String() string {
 func (*UpdateNodeLabelsRequest_Pair) ProtoMessage() {}
 
 func (x *UpdateNodeLabelsRequest_Pair) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1562,7 @@ type DeleteNodeRequest_SafetyBypassHasRoles struct {
 
 func (x *DeleteNodeRequest_SafetyBypassHasRoles) Reset() {
 	*x = DeleteNodeRequest_SafetyBypassHasRoles{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1574,7 @@ func (x *DeleteNodeRequest_SafetyBypassHasRoles) String() string {
 func (*DeleteNodeRequest_SafetyBypassHasRoles) ProtoMessage() {}
 
 func (x *DeleteNodeRequest_SafetyBypassHasRoles) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1598,7 @@ type DeleteNodeRequest_SafetyBypassNotDecommissioned struct {
 
 func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) Reset() {
 	*x = DeleteNodeRequest_SafetyBypassNotDecommissioned{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1610,7 @@ func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) String() string {
 func (*DeleteNodeRequest_SafetyBypassNotDecommissioned) ProtoMessage() {}
 
 func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1702,14 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"t\n" +
 	"\x18ConfigureClusterResponse\x12X\n" +
-	"\x10resulting_config\x18\x01 \x01(\v2-.metropolis.proto.common.ClusterConfigurationR\x0fresultingConfig\"\xf7\x03\n" +
+	"\x10resulting_config\x18\x01 \x01(\v2-.metropolis.proto.common.ClusterConfigurationR\x0fresultingConfig\"\x8e\x01\n" +
+	"\rRebootRequest\x12<\n" +
+	"\x04type\x18\x01 \x01(\x0e2(.metropolis.proto.api.RebootRequest.TypeR\x04type\"?\n" +
+	"\x04Type\x12\x10\n" +
+	"\fTYPE_INVALID\x10\x00\x12\x11\n" +
+	"\rTYPE_FIRMWARE\x10\x01\x12\x12\n" +
+	"\x0eTYPE_POWER_OFF\x10\x02\"\x10\n" +
+	"\x0eRebootResponse\"\xf7\x03\n" +
 	"\x0eGetLogsRequest\x12\x0e\n" +
 	"\x02dn\x18\x01 \x01(\tR\x02dn\x12<\n" +
 	"\afilters\x18\x02 \x03(\v2\".metropolis.proto.common.LogFilterR\afilters\x12S\n" +
@@ -1613,10 +1751,12 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"DeleteNode\x12'.metropolis.proto.api.DeleteNodeRequest\x1a(.metropolis.proto.api.DeleteNodeResponse\"\x06\xc2>\x03\n" +
 	"\x01\t\x12y\n" +
 	"\x10ConfigureCluster\x12-.metropolis.proto.api.ConfigureClusterRequest\x1a..metropolis.proto.api.ConfigureClusterResponse\"\x06\xc2>\x03\n" +
-	"\x01\f2o\n" +
+	"\x01\f2\xcc\x01\n" +
 	"\x0eNodeManagement\x12]\n" +
 	"\x04Logs\x12$.metropolis.proto.api.GetLogsRequest\x1a%.metropolis.proto.api.GetLogsResponse\"\x06\xc2>\x03\n" +
-	"\x01\x060\x01B%Z#metropolis.dev/metropolis/proto/apib\x06proto3"
+	"\x01\x060\x01\x12[\n" +
+	"\x06Reboot\x12#.metropolis.proto.api.RebootRequest\x1a$.metropolis.proto.api.RebootResponse\"\x06\xc2>\x03\n" +
+	"\x01\vB%Z#metropolis.dev/metropolis/proto/apib\x06proto3"
 
 var (
 	file_metropolis_proto_api_management_proto_rawDescOnce sync.Once
@@ -1630,94 +1770,100 @@ func file_metropolis_proto_api_management_proto_rawDescGZIP() []byte {
 	return file_metropolis_proto_api_management_proto_rawDescData
 }
 
-var file_metropolis_proto_api_management_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_metropolis_proto_api_management_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_metropolis_proto_api_management_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_metropolis_proto_api_management_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_metropolis_proto_api_management_proto_goTypes = []any{
 	(Node_Health)(0),                                        // 0: metropolis.proto.api.Node.Health
-	(GetLogsRequest_BacklogMode)(0),                         // 1: metropolis.proto.api.GetLogsRequest.BacklogMode
-	(GetLogsRequest_StreamMode)(0),                          // 2: metropolis.proto.api.GetLogsRequest.StreamMode
-	(*GetRegisterTicketRequest)(nil),                        // 3: metropolis.proto.api.GetRegisterTicketRequest
-	(*GetRegisterTicketResponse)(nil),                       // 4: metropolis.proto.api.GetRegisterTicketResponse
-	(*GetClusterInfoRequest)(nil),                           // 5: metropolis.proto.api.GetClusterInfoRequest
-	(*GetClusterInfoResponse)(nil),                          // 6: metropolis.proto.api.GetClusterInfoResponse
-	(*GetNodesRequest)(nil),                                 // 7: metropolis.proto.api.GetNodesRequest
-	(*Node)(nil),                                            // 8: metropolis.proto.api.Node
-	(*ApproveNodeRequest)(nil),                              // 9: metropolis.proto.api.ApproveNodeRequest
-	(*ApproveNodeResponse)(nil),                             // 10: metropolis.proto.api.ApproveNodeResponse
-	(*UpdateNodeRolesRequest)(nil),                          // 11: metropolis.proto.api.UpdateNodeRolesRequest
-	(*UpdateNodeRolesResponse)(nil),                         // 12: metropolis.proto.api.UpdateNodeRolesResponse
-	(*UpdateNodeLabelsRequest)(nil),                         // 13: metropolis.proto.api.UpdateNodeLabelsRequest
-	(*UpdateNodeLabelsResponse)(nil),                        // 14: metropolis.proto.api.UpdateNodeLabelsResponse
-	(*DecommissionNodeRequest)(nil),                         // 15: metropolis.proto.api.DecommissionNodeRequest
-	(*DecommissionNodeResponse)(nil),                        // 16: metropolis.proto.api.DecommissionNodeResponse
-	(*DeleteNodeRequest)(nil),                               // 17: metropolis.proto.api.DeleteNodeRequest
-	(*DeleteNodeResponse)(nil),                              // 18: metropolis.proto.api.DeleteNodeResponse
-	(*ConfigureClusterRequest)(nil),                         // 19: metropolis.proto.api.ConfigureClusterRequest
-	(*ConfigureClusterResponse)(nil),                        // 20: metropolis.proto.api.ConfigureClusterResponse
-	(*GetLogsRequest)(nil),                                  // 21: metropolis.proto.api.GetLogsRequest
-	(*GetLogsResponse)(nil),                                 // 22: metropolis.proto.api.GetLogsResponse
-	(*UpdateNodeLabelsRequest_Pair)(nil),                    // 23: metropolis.proto.api.UpdateNodeLabelsRequest.Pair
-	(*DeleteNodeRequest_SafetyBypassHasRoles)(nil),          // 24: metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
-	(*DeleteNodeRequest_SafetyBypassNotDecommissioned)(nil), // 25: metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
-	(*common.ClusterDirectory)(nil),                         // 26: metropolis.proto.common.ClusterDirectory
-	(*common.ClusterConfiguration)(nil),                     // 27: metropolis.proto.common.ClusterConfiguration
-	(common.NodeState)(0),                                   // 28: metropolis.proto.common.NodeState
-	(*common.NodeStatus)(nil),                               // 29: metropolis.proto.common.NodeStatus
-	(*common.NodeRoles)(nil),                                // 30: metropolis.proto.common.NodeRoles
-	(*durationpb.Duration)(nil),                             // 31: google.protobuf.Duration
-	(common.NodeTPMUsage)(0),                                // 32: metropolis.proto.common.NodeTPMUsage
-	(*common.NodeLabels)(nil),                               // 33: metropolis.proto.common.NodeLabels
-	(*fieldmaskpb.FieldMask)(nil),                           // 34: google.protobuf.FieldMask
-	(*common.LogFilter)(nil),                                // 35: metropolis.proto.common.LogFilter
-	(*proto.LogEntry)(nil),                                  // 36: osbase.logtree.proto.LogEntry
+	(RebootRequest_Type)(0),                                 // 1: metropolis.proto.api.RebootRequest.Type
+	(GetLogsRequest_BacklogMode)(0),                         // 2: metropolis.proto.api.GetLogsRequest.BacklogMode
+	(GetLogsRequest_StreamMode)(0),                          // 3: metropolis.proto.api.GetLogsRequest.StreamMode
+	(*GetRegisterTicketRequest)(nil),                        // 4: metropolis.proto.api.GetRegisterTicketRequest
+	(*GetRegisterTicketResponse)(nil),                       // 5: metropolis.proto.api.GetRegisterTicketResponse
+	(*GetClusterInfoRequest)(nil),                           // 6: metropolis.proto.api.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),                          // 7: metropolis.proto.api.GetClusterInfoResponse
+	(*GetNodesRequest)(nil),                                 // 8: metropolis.proto.api.GetNodesRequest
+	(*Node)(nil),                                            // 9: metropolis.proto.api.Node
+	(*ApproveNodeRequest)(nil),                              // 10: metropolis.proto.api.ApproveNodeRequest
+	(*ApproveNodeResponse)(nil),                             // 11: metropolis.proto.api.ApproveNodeResponse
+	(*UpdateNodeRolesRequest)(nil),                          // 12: metropolis.proto.api.UpdateNodeRolesRequest
+	(*UpdateNodeRolesResponse)(nil),                         // 13: metropolis.proto.api.UpdateNodeRolesResponse
+	(*UpdateNodeLabelsRequest)(nil),                         // 14: metropolis.proto.api.UpdateNodeLabelsRequest
+	(*UpdateNodeLabelsResponse)(nil),                        // 15: metropolis.proto.api.UpdateNodeLabelsResponse
+	(*DecommissionNodeRequest)(nil),                         // 16: metropolis.proto.api.DecommissionNodeRequest
+	(*DecommissionNodeResponse)(nil),                        // 17: metropolis.proto.api.DecommissionNodeResponse
+	(*DeleteNodeRequest)(nil),                               // 18: metropolis.proto.api.DeleteNodeRequest
+	(*DeleteNodeResponse)(nil),                              // 19: metropolis.proto.api.DeleteNodeResponse
+	(*ConfigureClusterRequest)(nil),                         // 20: metropolis.proto.api.ConfigureClusterRequest
+	(*ConfigureClusterResponse)(nil),                        // 21: metropolis.proto.api.ConfigureClusterResponse
+	(*RebootRequest)(nil),                                   // 22: metropolis.proto.api.RebootRequest
+	(*RebootResponse)(nil),                                  // 23: metropolis.proto.api.RebootResponse
+	(*GetLogsRequest)(nil),                                  // 24: metropolis.proto.api.GetLogsRequest
+	(*GetLogsResponse)(nil),                                 // 25: metropolis.proto.api.GetLogsResponse
+	(*UpdateNodeLabelsRequest_Pair)(nil),                    // 26: metropolis.proto.api.UpdateNodeLabelsRequest.Pair
+	(*DeleteNodeRequest_SafetyBypassHasRoles)(nil),          // 27: metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
+	(*DeleteNodeRequest_SafetyBypassNotDecommissioned)(nil), // 28: metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
+	(*common.ClusterDirectory)(nil),                         // 29: metropolis.proto.common.ClusterDirectory
+	(*common.ClusterConfiguration)(nil),                     // 30: metropolis.proto.common.ClusterConfiguration
+	(common.NodeState)(0),                                   // 31: metropolis.proto.common.NodeState
+	(*common.NodeStatus)(nil),                               // 32: metropolis.proto.common.NodeStatus
+	(*common.NodeRoles)(nil),                                // 33: metropolis.proto.common.NodeRoles
+	(*durationpb.Duration)(nil),                             // 34: google.protobuf.Duration
+	(common.NodeTPMUsage)(0),                                // 35: metropolis.proto.common.NodeTPMUsage
+	(*common.NodeLabels)(nil),                               // 36: metropolis.proto.common.NodeLabels
+	(*fieldmaskpb.FieldMask)(nil),                           // 37: google.protobuf.FieldMask
+	(*common.LogFilter)(nil),                                // 38: metropolis.proto.common.LogFilter
+	(*proto.LogEntry)(nil),                                  // 39: osbase.logtree.proto.LogEntry
 }
 var file_metropolis_proto_api_management_proto_depIdxs = []int32{
-	26, // 0: metropolis.proto.api.GetClusterInfoResponse.cluster_directory:type_name -> metropolis.proto.common.ClusterDirectory
-	27, // 1: metropolis.proto.api.GetClusterInfoResponse.cluster_configuration:type_name -> metropolis.proto.common.ClusterConfiguration
-	28, // 2: metropolis.proto.api.Node.state:type_name -> metropolis.proto.common.NodeState
-	29, // 3: metropolis.proto.api.Node.status:type_name -> metropolis.proto.common.NodeStatus
-	30, // 4: metropolis.proto.api.Node.roles:type_name -> metropolis.proto.common.NodeRoles
+	29, // 0: metropolis.proto.api.GetClusterInfoResponse.cluster_directory:type_name -> metropolis.proto.common.ClusterDirectory
+	30, // 1: metropolis.proto.api.GetClusterInfoResponse.cluster_configuration:type_name -> metropolis.proto.common.ClusterConfiguration
+	31, // 2: metropolis.proto.api.Node.state:type_name -> metropolis.proto.common.NodeState
+	32, // 3: metropolis.proto.api.Node.status:type_name -> metropolis.proto.common.NodeStatus
+	33, // 4: metropolis.proto.api.Node.roles:type_name -> metropolis.proto.common.NodeRoles
 	0,  // 5: metropolis.proto.api.Node.health:type_name -> metropolis.proto.api.Node.Health
-	31, // 6: metropolis.proto.api.Node.time_since_heartbeat:type_name -> google.protobuf.Duration
-	32, // 7: metropolis.proto.api.Node.tpm_usage:type_name -> metropolis.proto.common.NodeTPMUsage
-	33, // 8: metropolis.proto.api.Node.labels:type_name -> metropolis.proto.common.NodeLabels
-	23, // 9: metropolis.proto.api.UpdateNodeLabelsRequest.upsert:type_name -> metropolis.proto.api.UpdateNodeLabelsRequest.Pair
-	24, // 10: metropolis.proto.api.DeleteNodeRequest.safety_bypass_has_roles:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
-	25, // 11: metropolis.proto.api.DeleteNodeRequest.safety_bypass_not_decommissioned:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
-	27, // 12: metropolis.proto.api.ConfigureClusterRequest.base_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	27, // 13: metropolis.proto.api.ConfigureClusterRequest.new_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	34, // 14: metropolis.proto.api.ConfigureClusterRequest.update_mask:type_name -> google.protobuf.FieldMask
-	27, // 15: metropolis.proto.api.ConfigureClusterResponse.resulting_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	35, // 16: metropolis.proto.api.GetLogsRequest.filters:type_name -> metropolis.proto.common.LogFilter
-	1,  // 17: metropolis.proto.api.GetLogsRequest.backlog_mode:type_name -> metropolis.proto.api.GetLogsRequest.BacklogMode
-	2,  // 18: metropolis.proto.api.GetLogsRequest.stream_mode:type_name -> metropolis.proto.api.GetLogsRequest.StreamMode
-	36, // 19: metropolis.proto.api.GetLogsResponse.backlog_entries:type_name -> osbase.logtree.proto.LogEntry
-	36, // 20: metropolis.proto.api.GetLogsResponse.stream_entries:type_name -> osbase.logtree.proto.LogEntry
-	3,  // 21: metropolis.proto.api.Management.GetRegisterTicket:input_type -> metropolis.proto.api.GetRegisterTicketRequest
-	5,  // 22: metropolis.proto.api.Management.GetClusterInfo:input_type -> metropolis.proto.api.GetClusterInfoRequest
-	7,  // 23: metropolis.proto.api.Management.GetNodes:input_type -> metropolis.proto.api.GetNodesRequest
-	9,  // 24: metropolis.proto.api.Management.ApproveNode:input_type -> metropolis.proto.api.ApproveNodeRequest
-	11, // 25: metropolis.proto.api.Management.UpdateNodeRoles:input_type -> metropolis.proto.api.UpdateNodeRolesRequest
-	13, // 26: metropolis.proto.api.Management.UpdateNodeLabels:input_type -> metropolis.proto.api.UpdateNodeLabelsRequest
-	15, // 27: metropolis.proto.api.Management.DecommissionNode:input_type -> metropolis.proto.api.DecommissionNodeRequest
-	17, // 28: metropolis.proto.api.Management.DeleteNode:input_type -> metropolis.proto.api.DeleteNodeRequest
-	19, // 29: metropolis.proto.api.Management.ConfigureCluster:input_type -> metropolis.proto.api.ConfigureClusterRequest
-	21, // 30: metropolis.proto.api.NodeManagement.Logs:input_type -> metropolis.proto.api.GetLogsRequest
-	4,  // 31: metropolis.proto.api.Management.GetRegisterTicket:output_type -> metropolis.proto.api.GetRegisterTicketResponse
-	6,  // 32: metropolis.proto.api.Management.GetClusterInfo:output_type -> metropolis.proto.api.GetClusterInfoResponse
-	8,  // 33: metropolis.proto.api.Management.GetNodes:output_type -> metropolis.proto.api.Node
-	10, // 34: metropolis.proto.api.Management.ApproveNode:output_type -> metropolis.proto.api.ApproveNodeResponse
-	12, // 35: metropolis.proto.api.Management.UpdateNodeRoles:output_type -> metropolis.proto.api.UpdateNodeRolesResponse
-	14, // 36: metropolis.proto.api.Management.UpdateNodeLabels:output_type -> metropolis.proto.api.UpdateNodeLabelsResponse
-	16, // 37: metropolis.proto.api.Management.DecommissionNode:output_type -> metropolis.proto.api.DecommissionNodeResponse
-	18, // 38: metropolis.proto.api.Management.DeleteNode:output_type -> metropolis.proto.api.DeleteNodeResponse
-	20, // 39: metropolis.proto.api.Management.ConfigureCluster:output_type -> metropolis.proto.api.ConfigureClusterResponse
-	22, // 40: metropolis.proto.api.NodeManagement.Logs:output_type -> metropolis.proto.api.GetLogsResponse
-	31, // [31:41] is the sub-list for method output_type
-	21, // [21:31] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	34, // 6: metropolis.proto.api.Node.time_since_heartbeat:type_name -> google.protobuf.Duration
+	35, // 7: metropolis.proto.api.Node.tpm_usage:type_name -> metropolis.proto.common.NodeTPMUsage
+	36, // 8: metropolis.proto.api.Node.labels:type_name -> metropolis.proto.common.NodeLabels
+	26, // 9: metropolis.proto.api.UpdateNodeLabelsRequest.upsert:type_name -> metropolis.proto.api.UpdateNodeLabelsRequest.Pair
+	27, // 10: metropolis.proto.api.DeleteNodeRequest.safety_bypass_has_roles:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
+	28, // 11: metropolis.proto.api.DeleteNodeRequest.safety_bypass_not_decommissioned:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
+	30, // 12: metropolis.proto.api.ConfigureClusterRequest.base_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	30, // 13: metropolis.proto.api.ConfigureClusterRequest.new_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	37, // 14: metropolis.proto.api.ConfigureClusterRequest.update_mask:type_name -> google.protobuf.FieldMask
+	30, // 15: metropolis.proto.api.ConfigureClusterResponse.resulting_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	1,  // 16: metropolis.proto.api.RebootRequest.type:type_name -> metropolis.proto.api.RebootRequest.Type
+	38, // 17: metropolis.proto.api.GetLogsRequest.filters:type_name -> metropolis.proto.common.LogFilter
+	2,  // 18: metropolis.proto.api.GetLogsRequest.backlog_mode:type_name -> metropolis.proto.api.GetLogsRequest.BacklogMode
+	3,  // 19: metropolis.proto.api.GetLogsRequest.stream_mode:type_name -> metropolis.proto.api.GetLogsRequest.StreamMode
+	39, // 20: metropolis.proto.api.GetLogsResponse.backlog_entries:type_name -> osbase.logtree.proto.LogEntry
+	39, // 21: metropolis.proto.api.GetLogsResponse.stream_entries:type_name -> osbase.logtree.proto.LogEntry
+	4,  // 22: metropolis.proto.api.Management.GetRegisterTicket:input_type -> metropolis.proto.api.GetRegisterTicketRequest
+	6,  // 23: metropolis.proto.api.Management.GetClusterInfo:input_type -> metropolis.proto.api.GetClusterInfoRequest
+	8,  // 24: metropolis.proto.api.Management.GetNodes:input_type -> metropolis.proto.api.GetNodesRequest
+	10, // 25: metropolis.proto.api.Management.ApproveNode:input_type -> metropolis.proto.api.ApproveNodeRequest
+	12, // 26: metropolis.proto.api.Management.UpdateNodeRoles:input_type -> metropolis.proto.api.UpdateNodeRolesRequest
+	14, // 27: metropolis.proto.api.Management.UpdateNodeLabels:input_type -> metropolis.proto.api.UpdateNodeLabelsRequest
+	16, // 28: metropolis.proto.api.Management.DecommissionNode:input_type -> metropolis.proto.api.DecommissionNodeRequest
+	18, // 29: metropolis.proto.api.Management.DeleteNode:input_type -> metropolis.proto.api.DeleteNodeRequest
+	20, // 30: metropolis.proto.api.Management.ConfigureCluster:input_type -> metropolis.proto.api.ConfigureClusterRequest
+	24, // 31: metropolis.proto.api.NodeManagement.Logs:input_type -> metropolis.proto.api.GetLogsRequest
+	22, // 32: metropolis.proto.api.NodeManagement.Reboot:input_type -> metropolis.proto.api.RebootRequest
+	5,  // 33: metropolis.proto.api.Management.GetRegisterTicket:output_type -> metropolis.proto.api.GetRegisterTicketResponse
+	7,  // 34: metropolis.proto.api.Management.GetClusterInfo:output_type -> metropolis.proto.api.GetClusterInfoResponse
+	9,  // 35: metropolis.proto.api.Management.GetNodes:output_type -> metropolis.proto.api.Node
+	11, // 36: metropolis.proto.api.Management.ApproveNode:output_type -> metropolis.proto.api.ApproveNodeResponse
+	13, // 37: metropolis.proto.api.Management.UpdateNodeRoles:output_type -> metropolis.proto.api.UpdateNodeRolesResponse
+	15, // 38: metropolis.proto.api.Management.UpdateNodeLabels:output_type -> metropolis.proto.api.UpdateNodeLabelsResponse
+	17, // 39: metropolis.proto.api.Management.DecommissionNode:output_type -> metropolis.proto.api.DecommissionNodeResponse
+	19, // 40: metropolis.proto.api.Management.DeleteNode:output_type -> metropolis.proto.api.DeleteNodeResponse
+	21, // 41: metropolis.proto.api.Management.ConfigureCluster:output_type -> metropolis.proto.api.ConfigureClusterResponse
+	25, // 42: metropolis.proto.api.NodeManagement.Logs:output_type -> metropolis.proto.api.GetLogsResponse
+	23, // 43: metropolis.proto.api.NodeManagement.Reboot:output_type -> metropolis.proto.api.RebootResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_metropolis_proto_api_management_proto_init() }
@@ -1746,8 +1892,8 @@ func file_metropolis_proto_api_management_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metropolis_proto_api_management_proto_rawDesc), len(file_metropolis_proto_api_management_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   23,
+			NumEnums:      4,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -463,7 +463,8 @@ var Management_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	NodeManagement_Logs_FullMethodName = "/metropolis.proto.api.NodeManagement/Logs"
+	NodeManagement_Logs_FullMethodName   = "/metropolis.proto.api.NodeManagement/Logs"
+	NodeManagement_Reboot_FullMethodName = "/metropolis.proto.api.NodeManagement/Reboot"
 )
 
 // NodeManagementClient is the client API for NodeManagement service.
@@ -476,6 +477,8 @@ type NodeManagementClient interface {
 	// Logs returns the node's log entries: first the backlog, then, if asked,
 	// new entries as they are logged.
 	Logs(ctx context.Context, in *GetLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetLogsResponse], error)
+	// Reboot restarts or powers off the node, shortly after answering.
+	Reboot(ctx context.Context, in *RebootRequest, opts ...grpc.CallOption) (*RebootResponse, error)
 }
 
 type nodeManagementClient struct {
@@ -505,6 +508,16 @@ func (c *nodeManagementClient) Logs(ctx context.Context, in *GetLogsRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeManagement_LogsClient = grpc.ServerStreamingClient[GetLogsResponse]
 
+func (c *nodeManagementClient) Reboot(ctx context.Context, in *RebootRequest, opts ...grpc.CallOption) (*RebootResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebootResponse)
+	err := c.cc.Invoke(ctx, NodeManagement_Reboot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeManagementServer is the server API for NodeManagement service.
 // All implementations must embed UnimplementedNodeManagementServer
 // for forward compatibility.
@@ -515,6 +528,8 @@ type NodeManagementServer interface {
 	// Logs returns the node's log entries: first the backlog, then, if asked,
 	// new entries as they are logged.
 	Logs(*GetLogsRequest, grpc.ServerStreamingServer[GetLogsResponse]) error
+	// Reboot restarts or powers off the node, shortly after answering.
+	Reboot(context.Context, *RebootRequest) (*RebootResponse, error)
 	mustEmbedUnimplementedNodeManagementServer()
 }
 
@@ -527,6 +542,9 @@ type UnimplementedNodeManagementServer struct{}
 
 func (UnimplementedNodeManagementServer) Logs(*GetLogsRequest, grpc.ServerStreamingServer[GetLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedNodeManagementServer) Reboot(context.Context, *RebootRequest) (*RebootResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reboot not implemented")
 }
 func (UnimplementedNodeManagementServer) mustEmbedUnimplementedNodeManagementServer() {}
 func (UnimplementedNodeManagementServer) testEmbeddedByValue()                        {}
@@ -560,13 +578,36 @@ func _NodeManagement_Logs_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeManagement_LogsServer = grpc.ServerStreamingServer[GetLogsResponse]
 
+func _NodeManagement_Reboot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebootRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeManagementServer).Reboot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeManagement_Reboot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeManagementServer).Reboot(ctx, req.(*RebootRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeManagement_ServiceDesc is the grpc.ServiceDesc for NodeManagement service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var NodeManagement_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "metropolis.proto.api.NodeManagement",
 	HandlerType: (*NodeManagementServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Reboot",
+			Handler:    _NodeManagement_Reboot_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Logs",
