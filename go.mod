@@ -6,6 +6,7 @@ toolchain go1.26.8
 
 require (
 	github.com/erofs/go-erofs v0.3.1
+	github.com/google/go-tpm v0.9.8
 	github.com/google/nftables v0.3.0
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/klauspost/compress v1.20.3

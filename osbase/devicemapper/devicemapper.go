@@ -203,3 +203,58 @@ func (c *control) run(cmd command, req request, replySpace int) ([]byte, header,
 		replySpace = max(2*replySpace, initialReplySpace)
 	}
 }
+
+// LoadTable loads a table of the given targets into the inactive slot of
+// the existing device called name. The device keeps working with its
+// active table until ResumeDevice swaps the new one in, which is how a
+// device is changed in place, for example grown after its underlying
+// partition was.
+func LoadTable(name string, readOnly bool, targets []Target) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("devicemapper: loading table: %w", err)
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("devicemapper: loading table of %q: no targets", name)
+	}
+	data, err := marshalTargets(targets)
+	if err != nil {
+		return fmt.Errorf("devicemapper: loading table of %q: %w", name, err)
+	}
+	var flags uint32
+	if readOnly {
+		flags = flagReadOnly
+	}
+	c, err := openControl()
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	_, _, err = c.run(cmdTableLoad, request{name: name, flags: flags, targetCount: uint32(len(targets)), data: data}, 0)
+	return err
+}
+
+// SuspendDevice suspends the device called name: it finishes the I/O in
+// flight, flushes what its targets buffer (dm-integrity's journal, for
+// example) and holds new I/O until ResumeDevice.
+func SuspendDevice(name string) error {
+	return suspendOrResume(name, flagSuspend)
+}
+
+// ResumeDevice resumes the device called name, making a table loaded with
+// LoadTable active first if there is one.
+func ResumeDevice(name string) error {
+	return suspendOrResume(name, 0)
+}
+
+func suspendOrResume(name string, flags uint32) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("devicemapper: suspending or resuming device: %w", err)
+	}
+	c, err := openControl()
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	_, _, err = c.run(cmdDevSuspend, request{name: name, flags: flags}, 0)
+	return err
+}

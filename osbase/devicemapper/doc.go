@@ -3,11 +3,31 @@
 //
 // A node maps its system partition through a dm-verity target before it
 // mounts it, in the stage-1 init, which has no dmsetup, no libdevmapper and
-// no udev: only a Go program, devtmpfs and the kernel. This package speaks
-// the kernel's interface (version 4 of struct dm_ioctl, declared in
+// no udev: only a Go program, devtmpfs and the kernel. Its data partition
+// it maps through dm-crypt, and for authenticated encryption dm-integrity
+// below that, with no cryptsetup either. This package speaks the kernel's
+// interface (version 4 of struct dm_ioctl, declared in
 // include/uapi/linux/dm-ioctl.h) directly, and does nothing else: it never
 // creates device nodes (devtmpfs does), never waits for udev, and keeps no
 // state between calls.
+//
+// Besides the generic calls (CreateDevice, LoadTable, SuspendDevice,
+// ResumeDevice, RemoveDevice, Table, TableStatus), it builds the tables of
+// the targets whose parameters are easy to get wrong: CryptTarget and
+// IntegrityTarget. IntegrityDataSectors asks the kernel how much data a
+// dm-integrity device provides, which only its superblock knows, and makes
+// the kernel format a new one.
+//
+// # Keys
+//
+// A dm-crypt table names its key, and the kernel returns tables as they
+// were loaded (DM_TABLE_STATUS), so a key in a table is a key in every log
+// line that prints the table. CreateCryptDevice never puts it there: it
+// hands the key to the kernel's key retention service as a logon key,
+// which user space cannot read back, in the keyring of a thread that lives
+// for the one call, and the table refers to it by description. The Key
+// type formats as a placeholder, so that printing a CryptTarget does not
+// print its key either.
 //
 // # The interface
 //

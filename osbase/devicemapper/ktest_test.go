@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -34,8 +35,11 @@ func TestKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ktest.Run(t, ktest.Options{
-		Run:     "^TestVM",
-		Modules: []string{"virtio_pci", "virtio_blk", "dm_mod"},
+		Run: "^TestVM",
+		// dm-crypt finds its ciphers by name, and the VM has no modprobe
+		// for the kernel to load them with: aesni_intel provides
+		// xts(aes) and gcm(aes) on the CPU qemu emulates.
+		Modules: []string{"virtio_pci", "virtio_blk", "dm_mod", "dm_crypt", "dm_integrity", "aesni_intel"},
 		Devices: []qemu.Device{qemu.Disk{Path: disk, Serial: diskSerial}},
 	})
 }
@@ -325,4 +329,247 @@ func TestVMNameConflicts(t *testing.T) {
 	if err := devicemapper.RemoveDevice(name); !errors.Is(err, unix.ENXIO) {
 		t.Errorf("removing a removed device: got %v, want ENXIO", err)
 	}
+}
+
+// readDisk reads n bytes at off from the disk, bypassing its page cache.
+func readDisk(t *testing.T, disk string, off, n int64) []byte {
+	t.Helper()
+	d, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.IoctlSetInt(int(d.Fd()), unix.BLKFLSBUF, 0); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, n)
+	if _, err := d.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeDevice writes b at off to a device and syncs it.
+func writeDevice(t *testing.T, path string, b []byte, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatalf("writing %d bytes at %d to %s: %v", len(b), off, path, err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVMCrypt maps part of the disk through dm-crypt, checks that what is
+// written reaches the disk encrypted and reads back, that the table does
+// not reveal the key, and that the key is in no keyring afterwards.
+func TestVMCrypt(t *testing.T) {
+	ktest.OnlyInVM(t)
+	disk := ktest.DiskBySerial(t, diskSerial)
+	key := devicemapper.Key(bytes.Repeat([]byte("k3y!"), 16))
+	const name = "crypt-test"
+	dev, err := devicemapper.CreateCryptDevice(name, devicemapper.CryptTarget{
+		Device:         disk,
+		Offset:         2048,
+		Sectors:        2048,
+		Cipher:         "aes-xts-plain64",
+		Key:            key,
+		SectorSize:     4096,
+		IVLargeSectors: true,
+	})
+	if err != nil {
+		t.Fatalf("CreateCryptDevice: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := devicemapper.RemoveDevice(name); err != nil {
+			t.Errorf("RemoveDevice: %v", err)
+		}
+	})
+	path := devicemapper.DevicePath(dev)
+
+	plain := bytes.Repeat([]byte("plaintext block "), 256)
+	writeDevice(t, path, plain, 4096)
+	got := make([]byte, len(plain))
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(got, 4096); err != nil || !bytes.Equal(got, plain) {
+		t.Errorf("reading back through the mapping: %q..., %v", got[:16], err)
+	}
+	onDisk := readDisk(t, disk, 2048*512+4096, int64(len(plain)))
+	if bytes.Equal(onDisk, plain) || bytes.Contains(onDisk, []byte("plaintext block")) {
+		t.Error("the disk holds the plaintext")
+	}
+
+	table, err := devicemapper.Table(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(table) != 1 || !strings.Contains(table[0].Parameters, ":64:logon:devicemapper:"+name) {
+		t.Errorf("table %v does not refer to the key by description", table)
+	}
+	if s := fmt.Sprint(table); strings.Contains(s, fmt.Sprintf("%x", []byte(key))) || strings.Contains(s, string(key)) {
+		t.Errorf("the table reveals the key: %s", s)
+	}
+	keys, err := os.ReadFile("/proc/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(keys), "devicemapper:") {
+		t.Errorf("the key is still in a keyring:\n%s", keys)
+	}
+}
+
+// TestVMIntegrity formats a dm-integrity device, puts dm-crypt with an AEAD
+// cipher on top, and checks that a block changed on the disk fails to read
+// while its neighbours read fine.
+func TestVMIntegrity(t *testing.T) {
+	ktest.OnlyInVM(t)
+	disk := ktest.DiskBySerial(t, diskSerial)
+	const offset = 2048
+	// The kernel formats a device whose superblock sector is zero.
+	writeDevice(t, disk, make([]byte, 4096), offset*512)
+	// Direct mode keeps the journal out of the way of finding a block on
+	// the disk below.
+	it := devicemapper.IntegrityTarget{Device: disk, Offset: offset, TagSize: 28, Mode: devicemapper.IntegrityDirect, BlockSize: 4096}
+	sectors, err := devicemapper.IntegrityDataSectors("integrity-probe", it)
+	if err != nil {
+		t.Fatalf("IntegrityDataSectors: %v", err)
+	}
+	// The metadata (superblock, journal, tags) takes some of the space.
+	if sectors == 0 || sectors >= diskSectors-offset || sectors%8 != 0 {
+		t.Fatalf("IntegrityDataSectors = %d, want a positive multiple of 8 below %d", sectors, diskSectors-offset)
+	}
+	if _, err := devicemapper.Table("integrity-probe"); !errors.Is(err, unix.ENXIO) {
+		t.Errorf("the probe device is still there: %v", err)
+	}
+	// A second look finds the same superblock.
+	if again, err := devicemapper.IntegrityDataSectors("integrity-probe", it); err != nil || again != sectors {
+		t.Errorf("IntegrityDataSectors again = %d, %v; want %d", again, err, sectors)
+	}
+	t.Logf("dm-integrity provides %d of %d sectors", sectors, diskSectors-offset)
+
+	it.Sectors = sectors
+	itTarget, err := it.Target()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const itName = "integrity-test"
+	itPath := create(t, itName, false, []devicemapper.Target{itTarget})
+	key := devicemapper.Key(bytes.Repeat([]byte{7}, 32))
+	const cryptName = "integrity-crypt"
+	var f *os.File
+	mapCrypt := func() {
+		t.Helper()
+		dev, err := devicemapper.CreateCryptDevice(cryptName, devicemapper.CryptTarget{
+			Device:           itPath,
+			Sectors:          sectors,
+			Cipher:           "capi:gcm(aes)-random",
+			Key:              key,
+			SectorSize:       4096,
+			IntegrityTagSize: 28,
+			IntegrityType:    "aead",
+		})
+		if err != nil {
+			t.Fatalf("CreateCryptDevice: %v", err)
+		}
+		if f, err = os.OpenFile(devicemapper.DevicePath(dev), os.O_RDWR|unix.O_DIRECT, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// unmapCrypt removes the dm-crypt device and flushes the dm-integrity
+	// device below, so that the disk has everything written.
+	unmapCrypt := func() {
+		t.Helper()
+		f.Close()
+		if err := devicemapper.RemoveDevice(cryptName); err != nil {
+			t.Fatalf("RemoveDevice(%q): %v", cryptName, err)
+		}
+		if err := devicemapper.SuspendDevice(itName); err != nil {
+			t.Fatalf("SuspendDevice: %v", err)
+		}
+		if err := devicemapper.ResumeDevice(itName); err != nil {
+			t.Fatalf("ResumeDevice: %v", err)
+		}
+	}
+	mapCrypt()
+	t.Cleanup(func() { f.Close(); devicemapper.RemoveDevice(cryptName) })
+
+	// Blocks that were never written have no valid tag.
+	block := alignedBlock()
+	if _, err := f.ReadAt(block, 0); !errors.Is(err, unix.EILSEQ) && !errors.Is(err, unix.EIO) {
+		t.Errorf("reading a block never written: got %v, want EILSEQ or EIO", err)
+	}
+	// Three written blocks read back.
+	data := bytes.Repeat([]byte("authenticated!! "), 3*4096/16)
+	for i := range 3 {
+		copy(block, data[i*4096:])
+		if _, err := f.WriteAt(block, int64(i)*4096); err != nil {
+			t.Fatalf("writing block %d: %v", i, err)
+		}
+	}
+	for i := range 3 {
+		if _, err := f.ReadAt(block, int64(i)*4096); err != nil || !bytes.Equal(block, data[i*4096:(i+1)*4096]) {
+			t.Fatalf("reading back block %d: %v", i, err)
+		}
+	}
+	unmapCrypt()
+	if bytes.Contains(readDisk(t, disk, 0, diskSectors*512), []byte("authenticated!!")) {
+		t.Fatal("the disk holds the plaintext")
+	}
+
+	// Block 1 is written again, with a new random IV: its ciphertext on
+	// the disk is the 4 KiB that change completely. One byte of it is
+	// flipped there.
+	before := readDisk(t, disk, 0, diskSectors*512)
+	mapCrypt()
+	copy(block, data[4096:])
+	if _, err := f.WriteAt(block, 4096); err != nil {
+		t.Fatal(err)
+	}
+	unmapCrypt()
+	after := readDisk(t, disk, 0, diskSectors*512)
+	most, mostAt := 0, -1
+	for at := 0; at < len(after); at += 4096 {
+		n := 0
+		for i := at; i < at+4096; i++ {
+			if before[i] != after[i] {
+				n++
+			}
+		}
+		if n > most {
+			most, mostAt = n, at
+		}
+	}
+	if most < 4000 {
+		t.Fatalf("rewriting block 1 changed at most %d bytes of any 4 KiB of the disk", most)
+	}
+	flipped := after[mostAt : mostAt+4096]
+	flipped[100] ^= 1
+	writeDevice(t, disk, flipped, int64(mostAt))
+
+	mapCrypt()
+	for i, wantOK := range []bool{true, false, true} {
+		_, err := f.ReadAt(block, int64(i)*4096)
+		if wantOK && err != nil {
+			t.Errorf("block %d: %v", i, err)
+		}
+		if !wantOK && err == nil {
+			t.Errorf("block %d, changed on the disk, read without error", i)
+		}
+	}
+}
+
+// alignedBlock returns a 4 KiB buffer aligned for O_DIRECT.
+func alignedBlock() []byte {
+	b := make([]byte, 2*4096)
+	off := (4096 - int(uintptr(unsafe.Pointer(&b[0]))%4096)) % 4096
+	return b[off : off+4096]
 }

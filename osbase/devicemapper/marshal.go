@@ -59,6 +59,8 @@ const (
 const (
 	// flagReadOnly makes DM_TABLE_LOAD load a read-only table.
 	flagReadOnly = 1 << 0
+	// flagSuspend makes DM_DEV_SUSPEND suspend rather than resume.
+	flagSuspend = 1 << 1
 	// flagStatusTable makes DM_TABLE_STATUS return the table rather than
 	// the targets' status.
 	flagStatusTable = 1 << 4

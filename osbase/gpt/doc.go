@@ -20,6 +20,10 @@
 // damaged, Read falls back to the backup and says so in its Health result,
 // so the caller can decide to rewrite the table; it also reports a damaged
 // or outdated backup, such as one left in the middle of a grown disk.
+// GrowPartition extends a partition into the free space after it, so that
+// a node written to a disk larger than its image can claim the rest of the
+// disk: the table read from the grown disk, grown and written back, has its
+// backup at the disk's new end.
 //
 // Partition numbers are slice positions: Partitions[0] is partition 1, as
 // Linux and sgdisk number them. A nil entry is an unused slot, so a table

@@ -25,7 +25,7 @@
 // -test.v, the -test.run pattern from Options.Run and the environment
 // variable IN_KTEST=true, in /tmp, with its output on the console. Then it
 // prints a result line, "KTEST-RESULT <nonce>: PASS" or "KTEST-RESULT
-// <nonce>: FAIL <reason>", and powers the VM off. The nonce is random for
+// <nonce>: FAIL <reason>", and reboots, which ends the VM. The nonce is random for
 // each run, so no output of the tests can pass for the result line. The
 // host fails the test unless the line says PASS, and also if no line comes
 // within the time allowed (Options.Timeout and boot time, scaled with
@@ -58,7 +58,9 @@
 // a package should run all of its kernel tests in one Run. The tests in the
 // VM see only what the initramfs holds: not the package's source directory
 // or testdata, nor any tool of the host. What they need, they build in Go or
-// get from the host through Options.Env or a disk (Options.Devices).
+// get from the host through Options.Env or a disk (Options.Devices); a
+// program from pinned Debian packages, such as the node's mkfs.xfs, comes
+// with exactly its libraries through Options.Programs.
 //
 // # Host requirements
 //

@@ -47,6 +47,9 @@ type Options struct {
 	Args []string
 	// Devices are added to the VM, for example a qemu.Disk.
 	Devices []qemu.Device
+	// Programs are added to the VM's initramfs with the libraries they
+	// load, for tests of code that runs them, such as a node's mkfs.xfs.
+	Programs []Program
 	// MemoryMiB and CPUs size the VM as in qemu.Options. Zero means
 	// 1024 MiB and one CPU.
 	MemoryMiB int
@@ -160,7 +163,7 @@ func run(t *testing.T, opts Options) error {
 	case <-vm.Done():
 		exitErr = vm.Wait()
 	case <-time.After(qemu.Timeout(exitTimeout)):
-		exitErr = fmt.Errorf("the VM did not power off within %v of reporting", qemu.Timeout(exitTimeout))
+		exitErr = fmt.Errorf("the VM did not end within %v of reporting", qemu.Timeout(exitTimeout))
 	}
 	if !result.Pass {
 		lines := failureReport(vm.Console().Lines())
@@ -226,6 +229,9 @@ func prepare(ctx context.Context, dir string, opts Options) (*inputs, error) {
 	}
 	fsTree, err := initramfsTree(s, initBin, tester, tree.lib())
 	if err != nil {
+		return nil, err
+	}
+	if err := placePrograms(ctx, fsTree, moduleRoot, opts.Programs); err != nil {
 		return nil, err
 	}
 	if in.initramfsSize, err = writeInitramfs(in.initramfs, fsTree); err != nil {
