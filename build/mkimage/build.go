@@ -39,6 +39,10 @@ const (
 // metropolis/node/stage1), whose dependencies build/kernel adds.
 var initramfsModules = []string{"crc32c_generic", "virtio_pci", "virtio_blk", "dm_verity", "erofs", "efivarfs"}
 
+// espParametersFile is where the node looks for its parameters on the ESP
+// (see metropolis/node/core/nodeparams).
+const espParametersFile = "metropolis/parameters.pb"
+
 // baseCmdline is the kernel command line of every slot, before the slot
 // and its verity table. The serial console comes last, so it is
 // /dev/console, where stage-1 and the core print.
@@ -53,6 +57,10 @@ type builder struct {
 	log   io.Writer
 	// parts, if set, is where the parts of the UKIs are written too.
 	parts string
+	// params, if set, go on the ESP as the node's parameters.
+	params []byte
+	// extraCmdline is appended to every slot's command line.
+	extraCmdline string
 
 	work    string
 	version version.Version
@@ -137,7 +145,11 @@ func (b *builder) build(ctx context.Context) (*Summary, error) {
 		t := *table
 		t.DataDevice = "PARTLABEL=" + systemPartition(slot)
 		t.HashDevice = t.DataDevice
-		cmdline, err := uki.AppendVerityRoot(baseCmdline+" metropolis.slot="+slot, &t)
+		cmdline := baseCmdline + " metropolis.slot=" + slot
+		if b.extraCmdline != "" {
+			cmdline += " " + b.extraCmdline
+		}
+		cmdline, err := uki.AppendVerityRoot(cmdline, &t)
 		if err != nil {
 			return nil, fmt.Errorf("slot %s command line: %w", slot, err)
 		}
@@ -386,6 +398,9 @@ func (b *builder) disk(ukis map[string][]byte, systemPath string, systemBytes in
 	}
 	if u, ok := ukis["B"]; ok {
 		files["/EFI/metropolis/boot-b.efi"] = u
+	}
+	if b.params != nil {
+		files["/"+espParametersFile] = b.params
 	}
 	for p, c := range files {
 		if err := esp.Place(p, structfs.File(0o644, structfs.Bytes(c))); err != nil {

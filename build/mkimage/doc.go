@@ -4,11 +4,13 @@
 // Usage:
 //
 //	go run ./build/mkimage -out out/node.img [-slot-b] [-key KEY.pem -cert CERT.pem] [-summary FILE.json]
+//	    [-parameters PARAMS.pb] [-cmdline "PARAM=VALUE ..."]
 //
 // The image is a GPT disk (see osbase/gpt for the names and type GUIDs):
 //
 //	1 ESP                    FAT32: \EFI\BOOT\BOOTX64.EFI (slot A's UKI),
-//	                         \EFI\metropolis\boot-a.efi, and boot-b.efi with -slot-b
+//	                         \EFI\metropolis\boot-a.efi, and boot-b.efi with -slot-b,
+//	                         and metropolis\parameters.pb with -parameters
 //	2 METROPOLIS-SYSTEM-A    EROFS system image followed by its dm-verity hash tree
 //	3 METROPOLIS-SYSTEM-B    the same as A with -slot-b, else empty
 //	4 METROPOLIS-NODE-DATA   empty, for the node to format
@@ -17,13 +19,20 @@
 // stamped with the version from git (build/version); take the kernel and the
 // modules stage-1 loads from the pinned Debian package (build/kernel); pack
 // stage-1 and the modules into a zstd initramfs (osbase/cpio); write the system
-// image (osbase/erofs) with the core as /init and the Debian programs the node
-// runs, mkfs.xfs as /bin/mkfs.xfs (pinned in third_party/xfsprogs) with exactly
-// the shared libraries it loads at Debian's paths (build/elfdeps), and its hash
-// tree (osbase/verity); then, per slot, a unified kernel image (build/uki)
-// whose command line names the slot and carries that slot's verity table,
-// signed for Secure Boot (build/secureboot) with the key given or else the
-// machine's development key.
+// image (osbase/erofs) with the core as /init (the node's only program of its
+// own: it is PID 1 too, see osbase/bringup for why), the Debian programs the
+// node runs, mkfs.xfs as /bin/mkfs.xfs (pinned in third_party/xfsprogs) with
+// exactly the shared libraries it loads at Debian's paths (build/elfdeps), and
+// its hash tree (osbase/verity); then, per slot, a unified kernel image
+// (build/uki) whose command line names the slot and carries that slot's
+// verity table, signed for Secure Boot (build/secureboot) with the key given
+// or else the machine's development key.
+//
+// -parameters and -cmdline make images for tests and for machines set up
+// without an installer: the node's parameters (NodeParameters, which the node
+// checks at boot) tell it at its first boot whether to bootstrap a cluster or
+// join one, and -cmdline adds parameters such as metropolis.dns_check to the
+// signed command line of every slot.
 //
 // Slot B is the same system in its own partition, booted by its own UKI whose
 // table names METROPOLIS-SYSTEM-B. How a node chooses between the slots

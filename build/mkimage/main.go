@@ -38,6 +38,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	keyPath := flags.String("key", "", "PEM private key to sign the UKIs with (default: the development key)")
 	certPath := flags.String("cert", "", "PEM certificate of -key")
 	summaryPath := flags.String("summary", "", "also write the summary as JSON to this file")
+	paramsPath := flags.String("parameters", "", "put this file, serialized NodeParameters, on the ESP as metropolis/parameters.pb, for the node to act on at its first boot (the node checks them)")
+	extraCmdline := flags.String("cmdline", "", "append these parameters to each slot's kernel command line (such as metropolis.dns_check=NAME); they are signed with the UKI")
 	partsDir := flags.String("parts", "", "also write the kernel (vmlinuz), initramfs (initramfs.cpio.zst) and each slot's command line (cmdline-A.txt...) into this directory, for booting without firmware")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -72,8 +74,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		keyDesc = "development key in " + dir
 	}
 
+	var params []byte
+	if *paramsPath != "" {
+		params, err = os.ReadFile(*paramsPath)
+		if err != nil {
+			return fmt.Errorf("reading node parameters: %w", err)
+		}
+	}
+
 	start := time.Now()
-	b := &builder{repo: repo, out: *out, slotB: *slotB, key: key, log: stdout, parts: *partsDir}
+	b := &builder{repo: repo, out: *out, slotB: *slotB, key: key, log: stdout, parts: *partsDir, params: params, extraCmdline: *extraCmdline}
 	s, err := b.build(ctx)
 	if err != nil {
 		return err

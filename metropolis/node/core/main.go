@@ -1,123 +1,29 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-
-	"golang.org/x/sys/unix"
-
-	"metropolis.dev/metropolis/version"
-	"metropolis.dev/osbase/efivarfs"
+	"metropolis.dev/osbase/bringup"
+	"metropolis.dev/osbase/logtree"
 )
 
-// Environment variables in which stage-1 passes what it verified.
-const (
-	envSlot     = "METROPOLIS_STAGE1_SLOT"
-	envRootHash = "METROPOLIS_STAGE1_ROOT_HASH"
-	envDevice   = "METROPOLIS_STAGE1_DEVICE"
-)
+// ephemeralDir is memory for state that lives as long as the boot
+// (localstorage.Root.Ephemeral).
+const ephemeralDir = "/ephemeral"
 
-// tpmClass lists the TPMs the kernel found.
-const tpmClass = "/sys/class/tpm"
-
-// bootFacts are what the banner reports.
-type bootFacts struct {
-	Slot, RootHash, Device string
-	SecureBoot             string
-	TPM                    string
+// consoleOptions keep the serial console readable: the supervisor's
+// account of every state change stays in the log tree, and the console
+// shows only its warnings.
+var consoleOptions = bringup.ConsoleOptions{
+	Quiet: []bringup.QuietSubtree{
+		{DN: "supervisor", MinSeverity: logtree.WARNING},
+	},
+	Shorten: logtree.MetropolisShortenDict,
 }
 
 func main() {
-	// Handle SIGCHLD before anything can start a child.
-	children := make(chan os.Signal, 1)
-	signal.Notify(children, unix.SIGCHLD)
-
-	facts := gatherFacts()
-	printBanner(os.Stdout, version.Version, facts)
-
-	for range children {
-		reap()
-	}
-}
-
-// gatherFacts collects the boot's facts, describing what it cannot find
-// rather than failing.
-func gatherFacts() bootFacts {
-	f := bootFacts{
-		Slot:     os.Getenv(envSlot),
-		RootHash: os.Getenv(envRootHash),
-		Device:   os.Getenv(envDevice),
-	}
-	for _, v := range []string{envSlot, envRootHash, envDevice} {
-		os.Unsetenv(v)
-	}
-	for _, s := range []*string{&f.Slot, &f.RootHash, &f.Device} {
-		if *s == "" {
-			*s = "unknown (not started by stage-1)"
-		}
-	}
-	f.SecureBoot = secureBootState()
-	f.TPM = tpmState(tpmClass)
-	return f
-}
-
-// secureBootState describes whether the firmware enforced Secure Boot.
-func secureBootState() string {
-	if _, err := os.Stat("/sys/firmware/efi"); err != nil {
-		return "no (not booted by UEFI firmware)"
-	}
-	if err := unix.Mount("efivarfs", efivarfs.Path, "efivarfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Sprintf("unknown (mounting efivarfs: %v)", err)
-	}
-	on, err := efivarfs.System.SecureBoot()
-	switch {
-	case errors.Is(err, efivarfs.ErrNotFound):
-		return "no (firmware without Secure Boot)"
-	case err != nil:
-		return fmt.Sprintf("unknown (%v)", err)
-	case on:
-		return "enabled"
-	default:
-		return "disabled"
-	}
-}
-
-// tpmState describes the TPMs in the sysfs class directory dir.
-func tpmState(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Sprintf("unknown (%v)", err)
-	}
-	if len(entries) == 0 {
-		return "none"
-	}
-	version := ""
-	if v, err := os.ReadFile(dir + "/" + entries[0].Name() + "/tpm_version_major"); err == nil && len(v) > 0 {
-		version = fmt.Sprintf(", TPM %s.0", string(v[:len(v)-1]))
-	}
-	return fmt.Sprintf("present (%s%s)", entries[0].Name(), version)
-}
-
-// printBanner writes the version banner and the boot summary.
-func printBanner(w io.Writer, v string, f bootFacts) {
-	fmt.Fprintf(w, "\nMetropolis node %s\n", v)
-	fmt.Fprintf(w, "  slot:        %s\n", f.Slot)
-	fmt.Fprintf(w, "  system:      %s, dm-verity root hash %s\n", f.Device, f.RootHash)
-	fmt.Fprintf(w, "  Secure Boot: %s\n", f.SecureBoot)
-	fmt.Fprintf(w, "  TPM:         %s\n", f.TPM)
-	fmt.Fprintf(w, "node core up\n")
-}
-
-// reap collects every child that has ended.
-func reap() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-	}
+	n := &node{}
+	bringup.Main(bringup.Config{
+		Root:    n.run,
+		Tmpfs:   []string{ephemeralDir},
+		Console: consoleOptions,
+	})
 }

@@ -26,10 +26,8 @@ func TestTPMState(t *testing.T) {
 	}
 }
 
-func TestPrintBanner(t *testing.T) {
-	var b strings.Builder
-	printBanner(&b, "v0.1.0-dev3.gabcdef01", bootFacts{Slot: "B", RootHash: "ab12", Device: "vda3", SecureBoot: "enabled", TPM: "none"})
-	got := b.String()
+func TestBanner(t *testing.T) {
+	got := banner("v0.1.0-dev3.gabcdef01", bootFacts{Slot: "B", RootHash: "ab12", Device: "vda3", SecureBoot: "enabled", TPM: "none"})
 	for _, want := range []string{
 		"Metropolis node v0.1.0-dev3.gabcdef01\n",
 		"slot:        B\n",
