@@ -5,7 +5,7 @@
 // Parameters come from one of two places, looked at in this order:
 //
 //  1. qemu's firmware configuration device (fw_cfg), as the file
-//     dev.monogon.metropolis/parameters.pb, which Linux shows below
+//     opt/metropolis/parameters.pb, which Linux shows below
 //     /sys/firmware/qemu_fw_cfg once the qemu_fw_cfg module is loaded.
 //     Test and development VMs get their parameters this way, without
 //     touching the disk image.
@@ -43,9 +43,10 @@ import (
 
 // Where parameters are found.
 const (
-	// FWCfgPath is the parameters file qemu passes through fw_cfg, as
-	// Linux shows it.
-	FWCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/dev.monogon.metropolis/parameters.pb/raw"
+	// FWCfgPath is the parameters file qemu passes through fw_cfg as
+	// `-fw_cfg name=opt/metropolis/parameters.pb,file=...`, as Linux shows
+	// it. qemu reserves names outside opt/ for itself.
+	FWCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/opt/metropolis/parameters.pb/raw"
 	// ESPFile is the parameters file on the EFI system partition,
 	// relative to the partition's root.
 	ESPFile = "metropolis/parameters.pb"
