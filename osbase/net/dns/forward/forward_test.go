@@ -27,18 +27,33 @@ func (u *upstream) count(name, transport string) int {
 	return u.queries[name+"/"+transport]
 }
 
+// listenUDPAndTCP listens on one loopback port for both UDP and TCP, as a
+// DNS server does. The kernel picks a free UDP port, which may be taken for
+// TCP, so a few ports are tried.
+func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener, int) {
+	t.Helper()
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			return pc, l, port
+		}
+		pc.Close()
+		lastErr = err
+	}
+	t.Fatalf("no loopback port free for both UDP and TCP: %v", lastErr)
+	return nil, nil, 0
+}
+
 func startUpstream(t *testing.T) *upstream {
 	t.Helper()
 	u := &upstream{queries: make(map[string]int)}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l, port := listenUDPAndTCP(t)
 	u.addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	for _, srv := range []*dns.Server{
 		{PacketConn: pc, Handler: dns.HandlerFunc(u.serve)},
@@ -112,15 +127,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // serve runs f on loopback and returns its address.
 func serve(t *testing.T, f *Forwarder) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l, _ := listenUDPAndTCP(t)
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: f}, {Listener: l, Handler: f}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
