@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +162,52 @@ func processGone(pid int) bool {
 	// The state follows the command name, which is in parentheses.
 	i := strings.LastIndexByte(string(stat), ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z'
+}
+
+// TestKilledCommandRestarts kills a supervised process from outside, as an
+// operator or the OOM killer would, and expects the supervisor to log why
+// the runnable died and to start the process again.
+func TestKilledCommandRestarts(t *testing.T) {
+	s, lt, _ := startTree(t, func(ctx context.Context) error {
+		return runChild(ctx, "cmd", func(ctx context.Context) error {
+			return RunCommand(ctx, exec.Command("/bin/sh", "-c", "echo $$; exec sleep 1000"))
+		})
+	})
+	pids := func(want int) []string {
+		t.Helper()
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			got := logLines(t, lt, "root.cmd", logtree.OnlyRaw())
+			if len(got) >= want {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waited for %d started processes, saw %q", want, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first, err := strconv.Atoi(pids(1)[0])
+	if err != nil {
+		t.Fatalf("supervised process printed no PID: %v", err)
+	}
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing the supervised process: %v", err)
+	}
+	if second := pids(2)[1]; second == strconv.Itoa(first) {
+		t.Fatalf("restarted process has the killed process's PID %d", first)
+	}
+	waitNode(t, s, "root.cmd", "HEALTHY after one restart", func(n NodeStatus) bool {
+		return n.State == StateHealthy && n.Restarts == 1
+	})
+	supervisorLog := logLines(t, lt, "supervisor")
+	var restartLogged bool
+	for _, l := range supervisorLog {
+		if strings.Contains(l, "root.cmd") && strings.Contains(l, "killed") && strings.Contains(l, "restarting in") {
+			restartLogged = true
+		}
+	}
+	if !restartLogged {
+		t.Errorf("supervisor log does not say root.cmd was killed and is restarting: %q", supervisorLog)
+	}
 }
