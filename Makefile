@@ -14,7 +14,7 @@ TEST_PACKAGES := protobuf-compiler libprotobuf-dev cpio zstd erofs-utils cryptse
 	qemu-system-x86 qemu-utils ovmf swtpm binutils sbsigntool efitools git \
 	gdisk fdisk dosfstools mtools xz-utils
 
-.PHONY: all test check generate bench prereqs-test launch-cluster image bench-boot
+.PHONY: all test check generate bench prereqs-test launch-cluster image bench-boot bench-curator
 
 all: test
 
@@ -43,6 +43,12 @@ image:
 ## bench-boot: image build time, UKI and system size, boot time to the banner.
 bench-boot: prereqs-test
 	go run ./build/benchboot
+
+## bench-curator: the control plane under 100, 1,000 and 5,000 simulated nodes,
+## with 1 and 3 members (see metropolis/test/benchcurator); about 12 minutes.
+bench-curator:
+	go test -c -o out/benchcurator.test ./metropolis/test/benchcurator
+	out/benchcurator.test -benchmark -nodes 100,1000,5000 -members 1,3 -window 30s
 
 ## bench: the Go benchmarks, on one core so figures compare across machines.
 bench:
