@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
-	"path"
 	"path/filepath"
+	"slices"
 
 	"metropolis.dev/build/debian"
 	"metropolis.dev/build/elfdeps"
@@ -62,25 +63,5 @@ func placeTools(t *structfs.Tree, root string) error {
 			return fmt.Errorf("placing %s: %w", tool.dst, err)
 		}
 	}
-	for _, f := range files {
-		var n structfs.Node
-		if f.Target != "" {
-			n = structfs.Symlink(f.Target)
-		} else {
-			host := filepath.Join(root, filepath.FromSlash(f.Path))
-			fi, err := os.Lstat(host)
-			if err != nil {
-				return err
-			}
-			blob, err := structfs.HostFile(host)
-			if err != nil {
-				return err
-			}
-			n = structfs.File(fi.Mode()&structfs.PermMask, blob)
-		}
-		if err := t.Place(path.Join("/", f.Path), n); err != nil {
-			return fmt.Errorf("placing %s: %w", f.Path, err)
-		}
-	}
-	return nil
+	return elfdeps.PlaceFiles(t, root, slices.Collect(maps.Values(files)))
 }

@@ -3,8 +3,6 @@ package ktest
 import (
 	"context"
 	"fmt"
-	"os"
-	"path"
 	"path/filepath"
 
 	"metropolis.dev/build/debian"
@@ -60,29 +58,12 @@ func placeProgram(ctx context.Context, t *structfs.Tree, moduleRoot string, p Pr
 	if err := t.Place(p.Path, structfs.File(0o555, blob)); err != nil {
 		return err
 	}
+	var files []elfdeps.File
 	for _, f := range closure.Files {
-		if placed[f.Path] {
-			continue
-		}
-		placed[f.Path] = true
-		var n structfs.Node
-		if f.Target != "" {
-			n = structfs.Symlink(f.Target)
-		} else {
-			host := filepath.Join(root, filepath.FromSlash(f.Path))
-			fi, err := os.Lstat(host)
-			if err != nil {
-				return err
-			}
-			blob, err := structfs.HostFile(host)
-			if err != nil {
-				return err
-			}
-			n = structfs.File(fi.Mode()&structfs.PermMask, blob)
-		}
-		if err := t.Place(path.Join("/", f.Path), n); err != nil {
-			return err
+		if !placed[f.Path] {
+			placed[f.Path] = true
+			files = append(files, f)
 		}
 	}
-	return nil
+	return elfdeps.PlaceFiles(t, root, files)
 }
