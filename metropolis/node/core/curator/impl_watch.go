@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 )
@@ -94,7 +93,7 @@ func sendNodes(srv grpc.ServerStreamingServer[ipb.WatchEvent], nodes []*cachedNo
 	for _, e := range nodes {
 		var entry int
 		if e.node != nil {
-			entry = proto.Size(e.curator)
+			entry = e.curatorSize
 		} else {
 			entry = len(e.id) + 8
 		}

@@ -13,6 +13,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
 
 	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	ppb "metropolis.dev/metropolis/node/core/curator/proto/private"
@@ -77,6 +78,10 @@ type cachedNode struct {
 	// curator is node as the Curator API shows it, made once and shared by
 	// every watcher.
 	curator *ipb.Node
+	// curatorSize is the encoded size of curator. Every watch opened sizes
+	// every node to split its backlog into events, which at thousands of
+	// nodes and watchers made sizing the bulk of a leader's work.
+	curatorSize int
 }
 
 type nodeChange struct {
@@ -213,7 +218,13 @@ func (c *nodeCache) decode(ctx context.Context, id string, rev int64, value []by
 		supervisor.Logger(ctx).Errorf("Ignoring node record %q: %v", id, err)
 		return &cachedNode{id: id, rev: rev}
 	}
-	return &cachedNode{id: id, rev: rev, node: n, curator: curatorNode(n)}
+	return newCachedNode(id, rev, n)
+}
+
+// newCachedNode is the cache entry of the stored record n.
+func newCachedNode(id string, rev int64, n *ppb.Node) *cachedNode {
+	cn := curatorNode(n)
+	return &cachedNode{id: id, rev: rev, node: n, curator: cn, curatorSize: proto.Size(cn)}
 }
 
 // apply records e. c.mu must be held.

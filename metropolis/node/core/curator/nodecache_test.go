@@ -257,7 +257,7 @@ func TestSendNodesChunking(t *testing.T) {
 		for j := 0; j < 128; j++ {
 			n.Labels.Pairs = append(n.Labels.Pairs, &cpb.NodeLabels_Pair{Key: fmt.Sprintf("key-%03d-%s", j, strings.Repeat("k", 50)), Value: strings.Repeat("v", 63)})
 		}
-		nodes = append(nodes, &cachedNode{id: nodeIDOf(n), node: n, curator: curatorNode(n)})
+		nodes = append(nodes, newCachedNode(nodeIDOf(n), 0, n))
 	}
 	nodes = append(nodes, &cachedNode{id: "metropolis-00000000000000000000000000000000"})
 	s := &fakeWatchStream{}
