@@ -21,7 +21,8 @@
 // partitions are used through the kernel's own device nodes (devtmpfs): the
 // kernel names them, and sysfs maps partition numbers to those names, so
 // there is nothing to gain from making nodes of our own. Start then mounts
-// the ESP and memory on Ephemeral, Tmp and Run.
+// the ESP. Ephemeral, Tmp and Run are memory (tmpfs) that PID 1 mounts
+// before any service starts (see metropolis.dev/osbase/bringup).
 //
 // # The data partition
 //

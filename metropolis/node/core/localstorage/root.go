@@ -12,11 +12,12 @@ import (
 	"metropolis.dev/osbase/supervisor"
 )
 
-// Start finds the node's disk, mounts its EFI system partition, mounts
-// memory on Ephemeral, Tmp and Run, and creates the directories of
-// ESP.Metropolis and Ephemeral. The data partition is mounted afterwards, with MountNew or
-// MountExisting, as which applies depends on what the ESP holds. ctx is
-// that of the runnable starting the node, for logging.
+// Start finds the node's disk, mounts its EFI system partition and creates
+// the directories of ESP.Metropolis and Ephemeral. Ephemeral, Tmp and Run
+// are memory that PID 1 mounted before anything ran (osbase/bringup). The
+// data partition is mounted afterwards, with MountNew or MountExisting, as
+// which applies depends on what the ESP holds. ctx is that of the runnable
+// starting the node, for logging.
 func (r *Root) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -42,18 +43,6 @@ func (r *Root) Start(ctx context.Context) error {
 	// A fresh image has no metropolis directory on its ESP yet.
 	if err := r.ESP.Metropolis.MkdirAll(0o755); err != nil {
 		return errors.Join(fmt.Errorf("localstorage: %w", err), r.unmountAll())
-	}
-	for _, m := range []struct {
-		dir  *declarative.Directory
-		mode string
-	}{
-		{&r.Ephemeral.Directory, "0755"},
-		{&r.Tmp, "1777"},
-		{&r.Run, "0755"},
-	} {
-		if err := r.mount("tmpfs", m.dir.FullPath(), "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, "mode="+m.mode); err != nil {
-			return errors.Join(err, r.unmountAll())
-		}
 	}
 	if err := declarative.MkdirAll(&r.Ephemeral, 0o700); err != nil {
 		return errors.Join(fmt.Errorf("localstorage: %w", err), r.unmountAll())
