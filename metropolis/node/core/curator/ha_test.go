@@ -9,7 +9,6 @@ import (
 
 	"metropolis.dev/metropolis/node/core/consensus"
 	"metropolis.dev/metropolis/node/core/curator/curatortest"
-	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	apb "metropolis.dev/metropolis/proto/api"
 )
 
@@ -41,7 +40,7 @@ func TestLeaderFailover(t *testing.T) {
 			continue
 		}
 		eventually(t, 10*time.Second, "follower points at leader", func() error {
-			res, err := currentLeader(ctx, c, cur)
+			res, err := cur.CurrentLeader(ctx)
 			if err != nil {
 				return err
 			}
@@ -69,7 +68,7 @@ func TestLeaderFailover(t *testing.T) {
 	addNode(t, ctx, c, curatortest.NodeOptions{})
 	leader.StartCurator()
 	eventually(t, 15*time.Second, "old leader follows", func() error {
-		res, err := currentLeader(ctx, c, leader)
+		res, err := leader.CurrentLeader(ctx)
 		if err != nil {
 			return err
 		}
@@ -78,21 +77,6 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func currentLeader(ctx context.Context, c *curatortest.Cluster, cur *curatortest.Curator) (*ipb.GetCurrentLeaderResponse, error) {
-	conn, err := curatortest.DialDirect(cur.Host, c.OwnerCredentials())
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	stream, err := ipb.NewCuratorLocalClient(conn).GetCurrentLeader(ctx, &ipb.GetCurrentLeaderRequest{})
-	if err != nil {
-		return nil, err
-	}
-	return stream.Recv()
 }
 
 // TestBackgroundSyncConsensus checks that the leader makes ConsensusMember

@@ -427,7 +427,7 @@ func (cur *Curator) StopCurator() {
 // themselves report it.
 func (c *Cluster) Leader(ctx context.Context) (*Curator, error) {
 	for _, cur := range c.Curators {
-		res, err := cur.currentLeader(ctx)
+		res, err := cur.CurrentLeader(ctx)
 		if err != nil {
 			continue
 		}
@@ -438,8 +438,8 @@ func (c *Cluster) Leader(ctx context.Context) (*Curator, error) {
 	return nil, errors.New("no curator reports itself as leader")
 }
 
-// currentLeader asks the curator where the leader is.
-func (cur *Curator) currentLeader(ctx context.Context) (*ipb.GetCurrentLeaderResponse, error) {
+// CurrentLeader asks the curator where the leader is.
+func (cur *Curator) CurrentLeader(ctx context.Context) (*ipb.GetCurrentLeaderResponse, error) {
 	conn, err := DialDirect(cur.Host, cur.cluster.OwnerCredentials())
 	if err != nil {
 		return nil, err
