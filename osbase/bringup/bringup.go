@@ -93,7 +93,13 @@ func runProgram(c Config, out io.Writer) (status int) {
 	sup := supervisor.New(ctx, c.Root, opts...)
 
 	sig := <-signals
-	log.Warningf("received %v: stopping every runnable, then exiting so that the system restarts", sig)
+	exitStatus := 0
+	if sig == unix.SIGPWR {
+		exitStatus = exitPowerOff
+		log.Warningf("received %v: stopping every runnable, then exiting so that the system powers off", sig)
+	} else {
+		log.Warningf("received %v: stopping every runnable, then exiting so that the system restarts", sig)
+	}
 	cancel()
 	t := time.NewTimer(shutdownTimeout)
 	defer t.Stop()
@@ -105,7 +111,21 @@ func runProgram(c Config, out io.Writer) (status int) {
 	}
 	unix.Sync()
 	con.drain(drainTimeout)
-	return 0
+	return exitStatus
+}
+
+// Reboot asks the system that Main runs in this process to stop every
+// runnable gracefully and restart the machine, as SIGTERM does. It returns
+// once asked.
+func Reboot() error {
+	return unix.Kill(os.Getpid(), unix.SIGTERM)
+}
+
+// PowerOff asks the system that Main runs in this process to stop every
+// runnable gracefully and turn the machine off, as SIGPWR does. It returns
+// once asked.
+func PowerOff() error {
+	return unix.Kill(os.Getpid(), unix.SIGPWR)
 }
 
 // bringUp prepares the system for the supervision tree.

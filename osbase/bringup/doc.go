@@ -7,9 +7,10 @@
 // Main plays one of two roles, chosen by the process ID:
 //
 //   - As PID 1 (the init role), it starts the same executable again as its
-//     only child, forwards SIGTERM and SIGINT to it, reaps every process
-//     that ends, and reboots the machine when that child exits, for
-//     whatever reason.
+//     only child, forwards SIGTERM, SIGINT and SIGPWR to it, reaps every
+//     process that ends, and reboots the machine when that child exits,
+//     for whatever reason, unless it exits asking for the machine to be
+//     powered off.
 //   - In any other process (the program role), it does the actual bring-up:
 //     mounts /proc, /sys, /dev, /dev/pts, /dev/shm, cgroup2, efivarfs when
 //     booted by UEFI, and tmpfs on /tmp, /run and the caller's directories;
@@ -19,7 +20,9 @@
 //     logged with its cause (and the panicking goroutine's stack), the
 //     console is drained, and the process exits, which makes the init role
 //     sync and reboot. SIGTERM or SIGINT (ctrl-alt-del) stops the tree
-//     gracefully first.
+//     gracefully first; SIGPWR does too, and then powers the machine off.
+//     Reboot and PowerOff send the program those signals, for its services
+//     that restart or turn off the machine on request.
 //
 // # Why two processes
 //

@@ -13,8 +13,13 @@ import (
 )
 
 // forwardedSignals are passed on to the program: SIGTERM asks it to stop,
-// SIGINT is what the kernel sends PID 1 on ctrl-alt-del (see runInit).
-var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT}
+// SIGINT is what the kernel sends PID 1 on ctrl-alt-del (see runInit),
+// SIGPWR asks it to stop and the machine to power off.
+var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGPWR}
+
+// exitPowerOff is the program's exit status that makes PID 1 power the
+// machine off rather than restart it.
+const exitPowerOff = 64
 
 // ignoredSignals would make the Go runtime exit PID 1, and with it panic
 // the kernel, if nothing handled them.
@@ -38,12 +43,16 @@ func runInit() {
 		exe = os.Args[0]
 	}
 	status, err := superviseChild(exe, os.Args, os.Environ(), signals, os.Stderr, nil)
-	if err != nil {
+	switch {
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "init: %v; rebooting\n", err)
-	} else {
+	case status.Exited() && status.ExitStatus() == exitPowerOff:
+		fmt.Fprintf(os.Stderr, "init: %s asked to power off; powering off\n", exe)
+		haltNow(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	default:
 		fmt.Fprintf(os.Stderr, "init: %s %s; rebooting\n", exe, describeStatus(status))
 	}
-	rebootNow()
+	haltNow(unix.LINUX_REBOOT_CMD_RESTART)
 }
 
 // notifyInitSignals returns the signals PID 1 handles: those it forwards
@@ -129,12 +138,12 @@ func describeStatus(s unix.WaitStatus) string {
 	return fmt.Sprintf("ended with wait status %#x", uint32(s))
 }
 
-// rebootNow writes out dirty pages and restarts the machine. It never
-// returns: if the kernel refuses, there is nothing left to do but wait, as
-// PID 1 must not exit.
-func rebootNow() {
+// haltNow writes out dirty pages and restarts the machine or turns it off
+// (cmd is a LINUX_REBOOT_CMD). It never returns: if the kernel refuses,
+// there is nothing left to do but wait, as PID 1 must not exit.
+func haltNow(cmd int) {
 	unix.Sync()
-	err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-	fmt.Fprintf(os.Stderr, "init: reboot: %v\n", err)
+	err := unix.Reboot(cmd)
+	fmt.Fprintf(os.Stderr, "init: reboot(%#x): %v\n", cmd, err)
 	select {}
 }

@@ -8,12 +8,18 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"metropolis.dev/metropolis/node/core/cluster"
 	"metropolis.dev/metropolis/node/core/devmgr"
 	"metropolis.dev/metropolis/node/core/localstorage"
+	"metropolis.dev/metropolis/node/core/mgmt"
 	"metropolis.dev/metropolis/node/core/network"
+	"metropolis.dev/metropolis/node/core/nodenames"
 	"metropolis.dev/metropolis/node/core/nodeparams"
+	"metropolis.dev/metropolis/node/core/roleserve"
 	timesvc "metropolis.dev/metropolis/node/core/time"
+	"metropolis.dev/metropolis/proto/api"
 	"metropolis.dev/metropolis/version"
+	"metropolis.dev/osbase/bringup"
 	"metropolis.dev/osbase/event"
 	"metropolis.dev/osbase/event/memory"
 	netpb "metropolis.dev/osbase/net/proto"
@@ -85,12 +91,36 @@ func (n *node) run(ctx context.Context) error {
 
 	netSvc := network.New(network.Config{StaticConfig: netConfig, DHCPVendorClass: dhcpVendorClass})
 	clock := timesvc.New(timesvc.Config{Network: netSvc.Status()})
-	st := &storage{root: root, params: params, paramsErr: paramsErr, status: &n.storage}
+	t, err := openTPM()
+	if err != nil {
+		log.Errorf("Running without the TPM: %v", err)
+	}
+	roles := roleserve.New(roleserve.Config{
+		Storage:        root,
+		Network:        netSvc.Status(),
+		NodeManagement: &mgmt.Service{LogTree: supervisor.LogTree(ctx), Power: power{}},
+		NodeNames:      nodenames.New(netSvc),
+	})
+	var parameters *api.NodeParameters
+	if params != nil {
+		parameters = params.Parameters
+	}
+	enrol := &enrolment{
+		manager: cluster.New(cluster.Config{
+			Storage:    root,
+			Data:       &reportedDataPartition{data: &root.Data, status: &n.storage},
+			TPM:        t,
+			Parameters: parameters,
+			RoleServer: roles,
+		}),
+		storage: &n.storage,
+	}
 	sr := &statusReporter{network: netSvc.Status(), clock: clock.Status(), storage: &n.storage}
 	runnables := map[string]supervisor.Runnable{
 		"network": netSvc.Run,
 		"time":    clock.Run,
-		"storage": st.run,
+		"role":    roles.Run,
+		"cluster": enrol.run,
 		"status":  sr.run,
 	}
 	if knobs.dnsCheck != "" {
@@ -163,3 +193,10 @@ func networkConfig(root *localstorage.Root, params *nodeparams.Loaded) (*netpb.N
 	}
 	return &cfg, nil
 }
+
+// power restarts or turns off the node for the management API, through
+// the node's init.
+type power struct{}
+
+func (power) Reboot() error   { return bringup.Reboot() }
+func (power) PowerOff() error { return bringup.PowerOff() }

@@ -67,7 +67,7 @@ func TestMain(m *testing.M) {
 }
 
 // buildImage builds the node image into dir, with parameters bootstrapping
-// a cluster that requires a TPM and encrypted storage, and a DNS check of
+// a cluster that requires a TPM and insecure storage, and a DNS check of
 // probeName.
 func buildImage(dir string) error {
 	owner := make([]byte, 32)
@@ -78,7 +78,7 @@ func buildImage(dir string) error {
 			InitialClusterConfiguration: &cpb.ClusterConfiguration{
 				ClusterDomain:         "cluster.internal",
 				TpmMode:               cpb.ClusterConfiguration_TPM_MODE_REQUIRED,
-				StorageSecurityPolicy: cpb.ClusterConfiguration_STORAGE_SECURITY_POLICY_NEEDS_ENCRYPTION,
+				StorageSecurityPolicy: cpb.ClusterConfiguration_STORAGE_SECURITY_POLICY_NEEDS_INSECURE,
 			},
 		},
 	}})

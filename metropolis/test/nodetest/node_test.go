@@ -145,27 +145,31 @@ var bootFailure = regexp.MustCompile(`Kernel panic|stage1: boot stopped|bringup:
 
 var (
 	reNetworkUp = regexp.MustCompile(`Milestone: network up ([0-9.]+) s after`)
-	reStatus    = regexp.MustCompile(`Node status: address ` + regexp.QuoteMeta(nodeIP.String()) + `, storage mounted \(encrypted\), time synced with ` + regexp.QuoteMeta(hostIP.String()) + `:123`)
+	reStatus    = regexp.MustCompile(`Node status: address ` + regexp.QuoteMeta(nodeIP.String()) + `, storage mounted \(insecure\), time synced with ` + regexp.QuoteMeta(hostIP.String()) + `:123`)
 	reDNSCheck  = regexp.MustCompile(`DNS check: ` + regexp.QuoteMeta(probeName) + ` resolves to ` + regexp.QuoteMeta(probeAddress) + ` through the node's resolver`)
-	reNew       = regexp.MustCompile(`Data partition ready: encrypted, set up on this boot, filesystem created (\S+)`)
-	reExisting  = regexp.MustCompile(`Data partition ready: encrypted, set up on an earlier boot, filesystem created (\S+)`)
+	reNew       = regexp.MustCompile(`Data partition ready: insecure, set up on this boot, filesystem created (\S+)`)
+	reExisting  = regexp.MustCompile(`Data partition ready: insecure, set up on an earlier boot, filesystem created (\S+)`)
 	reMemory    = regexp.MustCompile(`Memory: core VmRSS .*`)
+	reEnrolled  = regexp.MustCompile(`Cluster enrolment done\.`)
+	reBootstrap = regexp.MustCompile(`Waiting for the control plane to create the cluster as node (metropolis-[0-9a-f]+)\.`)
+	reJoined    = regexp.MustCompile(`Joined the cluster as node (metropolis-[0-9a-f]+)\.`)
 )
 
-// TestNodeLifecycle boots one machine four times: the first boot sets up
-// encrypted storage sealed by the TPM; the second unseals it and finds the
-// filesystem the first made; the third, with another TPM, fails to unseal
-// and says why, without touching the data; the fourth, with the machine's
-// TPM again, finds the data as it was.
+// TestNodeLifecycle boots one machine four times: the first boot
+// bootstraps a cluster, setting up storage and sealing the node's
+// configuration with the TPM; the second unseals it, finds the filesystem
+// the first made and rejoins as the same node; the third, with another TPM,
+// fails to unseal and says why, without touching the data; the fourth, with
+// the machine's TPM again, finds the data as it was.
 func TestNodeLifecycle(t *testing.T) {
 	network := startNetwork(t)
 	m := newMachine(t)
 
 	t.Log("first boot: new storage")
 	v := m.boot(t, "first", m.tpmDir)
-	got := v.expectAll(t, bootTimeout, bootFailure, reNetworkUp, reStatus, reDNSCheck, reNew, reMemory)
-	created := got[3][1]
-	t.Logf("%s; data partition created %s", got[4][0], created)
+	got := v.expectAll(t, bootTimeout, bootFailure, reNetworkUp, reStatus, reDNSCheck, reNew, reMemory, reBootstrap, reEnrolled)
+	created, id := got[3][1], got[5][1]
+	t.Logf("%s; data partition created %s; node %s", got[4][0], created, id)
 	vendorClasses, queries := network.seen()
 	if !slices.Contains(vendorClasses, "dev.monogon.metropolis.node.v1") {
 		t.Errorf("DHCP requests had vendor classes %q, want dev.monogon.metropolis.node.v1", vendorClasses)
@@ -179,9 +183,12 @@ func TestNodeLifecycle(t *testing.T) {
 
 	t.Log("second boot: the same storage")
 	v = m.boot(t, "second", m.tpmDir)
-	got = v.expectAll(t, bootTimeout, bootFailure, reStatus, reExisting)
+	got = v.expectAll(t, bootTimeout, bootFailure, reStatus, reExisting, reJoined, reEnrolled)
 	if got[1][1] != created {
 		t.Errorf("second boot found a data partition created %s, want the one created %s", got[1][1], created)
+	}
+	if got[2][1] != id {
+		t.Errorf("second boot joined as node %s, want %s", got[2][1], id)
 	}
 	v.shutdown(t)
 

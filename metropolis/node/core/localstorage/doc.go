@@ -58,11 +58,7 @@
 // and the cluster unlock key (CUK), which MountNew returns. Neither half
 // alone unlocks the partition: a stolen disk is useless without the
 // cluster, and a node whose Secure Boot state changed cannot unseal its
-// NUK (the error says so, and the data partition is not touched).
-//
-// Until the cluster holds the CUK, the node keeps it on the ESP itself,
-// in ESP.Metropolis.ClusterUnlockKeyPlaceholder, which is as good as no
-// split at all. That file and its type are placeholders for the cluster
-// enrolment that comes next: the CUK goes to the curator when the node
-// registers and comes back when it rejoins, and the placeholder goes away.
+// NUK (the error says so, and the data partition is not touched). The node
+// hands the CUK to its cluster when it registers, and gets it back when it
+// rejoins (package cluster); it never keeps it.
 package localstorage

@@ -239,16 +239,12 @@ func TestVMStorage(t *testing.T) {
 			if err := r.Data.Node.Roles.Write(content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if cuk != nil {
-				if err := r.ESP.Metropolis.ClusterUnlockKeyPlaceholder.Save(cuk); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if err := r.Data.Unmount(); err != nil {
 				t.Fatal(err)
 			}
 
-			// The next boot: unseal, get the CUK, mount.
+			// The next boot: unseal, get the CUK back (the cluster
+			// would hand it over), mount.
 			sealed := &r.ESP.Metropolis.SealedConfiguration
 			if tc.tpm != nil {
 				if _, err := sealed.Unseal(nil); err == nil {
@@ -261,11 +257,6 @@ func TestVMStorage(t *testing.T) {
 			}
 			if sc.StorageSecurity != tc.security {
 				t.Errorf("sealed storage security is %v, want %v", sc.StorageSecurity, tc.security)
-			}
-			if cuk != nil {
-				if cuk, err = r.ESP.Metropolis.ClusterUnlockKeyPlaceholder.Load(); err != nil {
-					t.Fatal(err)
-				}
 			}
 			if err := inRunnable(t, func(ctx context.Context) error { return r.Data.MountExisting(ctx, sc, cuk) }); err != nil {
 				t.Fatalf("MountExisting: %v", err)

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"metropolis.dev/metropolis/node/core/localstorage/crypt"
 	"metropolis.dev/metropolis/node/core/localstorage/declarative"
 	ppb "metropolis.dev/metropolis/proto/private"
 	"metropolis.dev/osbase/tpm"
@@ -76,39 +75,4 @@ func (f *SealedConfigurationFile) Unseal(t *tpm.TPM) (*ppb.SealedConfiguration, 
 		return nil, fmt.Errorf("localstorage: %s holds no SealedConfiguration: %w", f.FullPath(), err)
 	}
 	return &sc, nil
-}
-
-// ClusterUnlockKeyPlaceholderFile keeps the cluster unlock key (CUK) on the
-// ESP, next to the node unlock key, which defeats the point of splitting
-// the data key in two: whoever can unseal the one can read the other.
-//
-// It is a placeholder for the cluster holding the CUK: once nodes join a
-// cluster, the node hands the CUK to the curator when it registers and gets
-// it back when it rejoins (CommitNode, JoinNode), and this type, with its
-// file, goes away.
-type ClusterUnlockKeyPlaceholderFile struct {
-	declarative.File
-}
-
-// Save stores the cluster unlock key until the cluster holds it.
-func (f *ClusterUnlockKeyPlaceholderFile) Save(cuk []byte) error {
-	if len(cuk) != crypt.KeySize {
-		return fmt.Errorf("localstorage: cluster unlock key has %d bytes, want %d", len(cuk), crypt.KeySize)
-	}
-	if err := f.Write(cuk, 0o600); err != nil {
-		return fmt.Errorf("localstorage: storing the cluster unlock key placeholder: %w", err)
-	}
-	return nil
-}
-
-// Load reads the cluster unlock key that Save stored.
-func (f *ClusterUnlockKeyPlaceholderFile) Load() ([]byte, error) {
-	cuk, err := f.Read()
-	if err != nil {
-		return nil, fmt.Errorf("localstorage: reading the cluster unlock key placeholder: %w", err)
-	}
-	if len(cuk) != crypt.KeySize {
-		return nil, fmt.Errorf("localstorage: the cluster unlock key placeholder %s has %d bytes, want %d", f.FullPath(), len(cuk), crypt.KeySize)
-	}
-	return cuk, nil
 }

@@ -67,9 +67,6 @@ type ESPMetropolisDirectory struct {
 	ClusterDirectory declarative.File `file:"cluster_directory.pb"`
 	// NetworkConfiguration is the node's static network configuration.
 	NetworkConfiguration declarative.File `file:"network_configuration.pb"`
-	// ClusterUnlockKeyPlaceholder keeps the cluster unlock key on the node
-	// until the cluster holds it; see its type.
-	ClusterUnlockKeyPlaceholder ClusterUnlockKeyPlaceholderFile `file:"cluster_unlock_key.placeholder"`
 }
 
 // DataDirectory is the data partition's filesystem.

@@ -23,7 +23,6 @@ func TestNewPlacesTree(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{r.ESP.Metropolis.SealedConfiguration.FullPath(), "/esp/metropolis/sealed_configuration.pb"},
 		{r.ESP.Metropolis.NodeParameters.FullPath(), "/esp/metropolis/parameters.pb"},
-		{r.ESP.Metropolis.ClusterUnlockKeyPlaceholder.FullPath(), "/esp/metropolis/cluster_unlock_key.placeholder"},
 		{r.ESP.EFI.Boot.BootX64.FullPath(), "/esp/EFI/BOOT/BOOTX64.EFI"},
 		{r.Data.Etcd.Data.FullPath(), "/data/etcd/data"},
 		{r.Data.Node.Credentials.Key.FullPath(), "/data/node/credentials/cert-key.pem"},
@@ -245,35 +244,5 @@ func TestSealedConfigurationPlain(t *testing.T) {
 	}
 	if _, err := f.Unseal(nil); err == nil || !strings.Contains(err.Error(), "holds no SealedConfiguration") {
 		t.Errorf("Unseal of garbage: %v", err)
-	}
-}
-
-func TestClusterUnlockKeyPlaceholder(t *testing.T) {
-	r, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.ESP.Metropolis.MkdirAll(0o755); err != nil {
-		t.Fatal(err)
-	}
-	f := &r.ESP.Metropolis.ClusterUnlockKeyPlaceholder
-	if _, err := f.Load(); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Load of a missing placeholder: got %v, want ErrNotExist", err)
-	}
-	if err := f.Save(make([]byte, 31)); err == nil {
-		t.Error("Save of a 31-byte key succeeded")
-	}
-	cuk := bytes.Repeat([]byte{9}, 32)
-	if err := f.Save(cuk); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := f.Load(); err != nil || !bytes.Equal(got, cuk) {
-		t.Errorf("Load = %x, %v; want %x", got, err, cuk)
-	}
-	if err := os.WriteFile(f.FullPath(), []byte("short"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Load(); err == nil {
-		t.Error("Load of a 5-byte placeholder succeeded")
 	}
 }

@@ -80,11 +80,11 @@ func (c *testCluster) user(t *testing.T, name string) tls.Certificate {
 	return c.certificate(t, func(ed25519.PublicKey) x509.Certificate { return identity.UserCertificate(name) })
 }
 
-// serve runs the service for lt on localhost the way a node serves it:
-// with the node's certificate, callers authenticated and authorized by
-// rpc.ServerSecurity. It returns the server's address and the cluster
-// whose CA issued its certificate.
-func serve(t *testing.T, lt *logtree.LogTree) (string, *testCluster) {
+// serve runs svc on localhost the way a node serves it: with the node's
+// certificate, callers authenticated and authorized by rpc.ServerSecurity.
+// It returns the server's address and the cluster whose CA issued its
+// certificate.
+func serve(t *testing.T, svc *Service) (string, *testCluster) {
 	t.Helper()
 	c := newTestCluster(t)
 	node := c.certificate(t, identity.NodeCertificate)
@@ -94,7 +94,7 @@ func serve(t *testing.T, lt *logtree.LogTree) (string, *testCluster) {
 	}
 	security := &rpc.ServerSecurity{NodeCredentials: creds}
 	srv := grpc.NewServer(security.GRPCOptions(nil)...)
-	(&Service{LogTree: lt}).Register(srv)
+	svc.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func dial(t *testing.T, addr string, creds credentials.TransportCredentials) api
 // cluster's owner, who may read logs.
 func serveToOwner(t *testing.T, lt *logtree.LogTree) api.NodeManagementClient {
 	t.Helper()
-	addr, c := serve(t, lt)
+	addr, c := serve(t, &Service{LogTree: lt})
 	return dial(t, addr, rpc.NewAuthenticatedCredentials(c.user(t, "owner"), rpc.WantRemoteCluster(c.ca)))
 }
 
@@ -419,7 +419,7 @@ func TestLogsInvalidUTF8(t *testing.T) {
 func TestLogsAuthorization(t *testing.T) {
 	lt := logtree.New()
 	lt.MustLeveledFor("root").Info("secret")
-	addr, c := serve(t, lt)
+	addr, c := serve(t, &Service{LogTree: lt})
 	req := &api.GetLogsRequest{
 		Dn:          "root",
 		BacklogMode: api.GetLogsRequest_BACKLOG_MODE_ALL,

@@ -1,7 +1,7 @@
 // Package mgmt implements NodeManagement, the API every node serves for
 // operators to inspect and manage that one node.
 //
-// So far it serves Logs, which gives access to the node's log tree (see
+// It serves Reboot, which restarts or powers off the node, and Logs, which gives access to the node's log tree (see
 // osbase/logtree): the entries buffered so far (the backlog) and, if asked,
 // new ones as they are logged. The backlog goes out in chunks of at most
 // 2000 entries, so that no single message grows without bound, and is
@@ -26,6 +26,9 @@ import (
 type Service struct {
 	// LogTree is the node's log tree, which Logs reads.
 	LogTree *logtree.LogTree
+	// Power, if set, restarts or turns off the node for Reboot, which is
+	// Unimplemented without it.
+	Power Power
 
 	api.UnimplementedNodeManagementServer
 }

@@ -28,6 +28,11 @@
 //     roles, so that a consensus member can start etcd after a reboot even
 //     while no curator is reachable, which is how a cluster whose nodes
 //     all rebooted comes back.
+//   - nodemgmt serves NodeManagement (logs, reboot) with the node's
+//     credentials on every member node, so that operators reach each node
+//     directly, authenticated against the cluster's CA.
+//   - nodenames follows the addresses of all nodes and hands them to the
+//     node's resolver (package nodenames), so node IDs work as host names.
 //
 // The workers never call each other; a worker whose inputs change in a way
 // it cannot adapt to returns an error and is restarted by the supervisor

@@ -32,12 +32,18 @@ type Config struct {
 	// the node reports to the cluster and what its consensus member
 	// listens on.
 	Network event.Watchable[*network.Status]
-	// ControlPlaneHost, if set, is the only address the local curator
-	// listens on, and where the node itself reaches it. Empty means that
-	// the curator listens on every address and the node reaches it at
-	// 127.0.0.1. Tests set it to run several nodes in one network
-	// namespace.
+	// ControlPlaneHost, if set, is the only address the local curator and
+	// the node management service listen on, and where the node itself
+	// reaches its curator. Empty means that they listen on every address
+	// and the node reaches its curator at 127.0.0.1. Tests set it to run
+	// several nodes in one network namespace.
 	ControlPlaneHost string
+	// NodeManagement, if set, is served on node.NodeManagementPort once the
+	// node has credentials in its cluster.
+	NodeManagement interface{ Register(grpc.ServiceRegistrar) }
+	// NodeNames, if set, is given the addresses of the cluster's nodes by
+	// node ID as they change, for the node's DNS resolver to answer.
+	NodeNames NodeNames
 	// BootIDPath is the file holding the current boot's ID. Empty means
 	// DefaultBootIDPath.
 	BootIDPath string
@@ -167,6 +173,8 @@ func (s *Service) Run(ctx context.Context) error {
 		{"statuspush", s.runStatusPush},
 		{"heartbeat", s.runHeartbeat},
 		{"rolefetch", s.runRoleFetch},
+		{"nodemgmt", s.runNodeManagement},
+		{"nodenames", s.runNodeNames},
 	}
 	for _, w := range workers {
 		if err := supervisor.Run(ctx, w.name, w.run); err != nil {

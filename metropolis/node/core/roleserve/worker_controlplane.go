@@ -40,7 +40,7 @@ func (c *controlPlaneStartup) wanted() bool {
 // node bootstraps the cluster or holds the ConsensusMember role. Its inputs
 // are combined into a controlPlaneStartup by "reduce", and "launcher"
 // starts from it. The launcher restarts only when the control plane is to
-// be started or stopped: the rest of the role (the etcd peers to join
+// be stopped: the rest of the role (the etcd peers to join
 // through) only matters for a member that joins, and once it has joined,
 // it starts from its data.
 func (s *Service) runControlPlane(ctx context.Context) error {
@@ -92,12 +92,14 @@ func (s *Service) launchControlPlane(ctx context.Context, startups event.Watchab
 		return err
 	}
 	if !st.wanted() {
+		// Nothing runs yet, so nothing needs a restart once the control
+		// plane is wanted: "reduce" publishes an empty startup before it
+		// has read its inputs, and a restart would begin with that again.
 		s.localControlPlane.Set(&localControlPlane{})
 		supervisor.Signal(ctx, supervisor.SignalHealthy)
-		if _, err := w.Get(ctx, event.Filter((*controlPlaneStartup).wanted)); err != nil {
+		if st, err = w.Get(ctx, event.Filter((*controlPlaneStartup).wanted)); err != nil {
 			return err
 		}
-		return errors.New("the node now bootstraps the cluster or holds the ConsensusMember role: restarting to start the control plane")
 	}
 	defer s.localControlPlane.Set(&localControlPlane{})
 
