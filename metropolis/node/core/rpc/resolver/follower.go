@@ -105,7 +105,9 @@ func (f *follower) run() {
 	}()
 
 	var (
-		followed  = map[NodeEndpoint]bool{}
+		followed = map[NodeEndpoint]bool{}
+		// failing are the followed curators whose last attempt failed.
+		failing   = map[NodeEndpoint]bool{}
 		views     = map[NodeEndpoint]view{}
 		overrides map[string]NodeEndpoint
 		seq       uint64
@@ -131,13 +133,16 @@ func (f *follower) run() {
 		case rep := <-f.reports:
 			if rep.leader == nil {
 				delete(views, rep.endpoint)
-				if current == "" && len(views) == 0 {
-					// Without any leader known yet, let calls fail with
-					// the reason rather than wait.
+				failing[rep.endpoint] = true
+				if current == "" && len(views) == 0 && len(failing) == len(followed) {
+					// Without any leader known yet, and no curator left
+					// to ask, let calls fail with the reason rather than
+					// wait.
 					f.cc.ReportError(fmt.Errorf("no curator told where the leader is; %s: %w", rep.endpoint, rep.err))
 				}
 				break
 			}
+			delete(failing, rep.endpoint)
 			seq++
 			views[rep.endpoint] = view{leader: rep.leader, seq: seq}
 			if f.r.curatorUpdater {

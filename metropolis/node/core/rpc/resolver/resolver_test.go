@@ -314,6 +314,53 @@ func TestUnknownName(t *testing.T) {
 	}
 }
 
+// TestDeadEndpoint checks that a curator that cannot be reached does not
+// fail calls while another one can tell where the leader is, and that calls
+// fail fast, with the reason, once none can.
+func TestDeadEndpoint(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.startCurator(t, "127.0.0.1", "")
+	c.leader.Set(0)
+	// A port nothing listens on: connections to it are refused at once,
+	// before a answers.
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	host, port, _ := net.SplitHostPort(dead)
+	p, _ := strconv.Atoi(port)
+
+	for i := range 20 {
+		r := New(context.Background())
+		r.AddEndpoint(NodeByHostPort(host, p))
+		r.AddEndpoint(a.endpoint(t))
+		conn := c.dial(t, r)
+		ctx, cancel := context.WithTimeout(context.Background(), followTimeout)
+		_, err := ipb.NewCuratorLocalClient(conn).GetCACertificate(ctx, &ipb.GetCACertificateRequest{})
+		cancel()
+		r.Close()
+		if err != nil {
+			t.Fatalf("attempt %d: a call failed although %s leads: %v", i, a.addr, err)
+		}
+	}
+
+	r := New(context.Background())
+	defer r.Close()
+	r.AddEndpoint(NodeByHostPort(host, p))
+	conn := c.dial(t, r)
+	ctx, cancel := context.WithTimeout(context.Background(), followTimeout)
+	defer cancel()
+	_, err = ipb.NewCuratorLocalClient(conn).GetCACertificate(ctx, &ipb.GetCACertificateRequest{})
+	if want := "no curator told where the leader is"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("call with only a dead curator: got %v, want an error saying %q", err, want)
+	}
+	if ctx.Err() != nil {
+		t.Error("the call with only a dead curator waited for its deadline instead of failing fast")
+	}
+}
+
 func TestEndpoints(t *testing.T) {
 	for _, tc := range []struct {
 		ep   NodeEndpoint
