@@ -93,8 +93,6 @@ func (c *Config) validate() error {
 			return errors.New("JoinCluster has no NodeCertificate")
 		case len(j.InitialCRL) == 0:
 			return errors.New("JoinCluster has no InitialCRL")
-		case len(j.ExistingNodes) == 0:
-			return errors.New("JoinCluster has no ExistingNodes to join")
 		}
 	}
 	return nil

@@ -129,6 +129,10 @@ func (s *Service) prepare(ctx context.Context, f *files, logger *zap.Logger) (jo
 	case haveData && haveCredentials:
 		l.Infof("Starting the member from its data.")
 		return false, nil
+	case j != nil && !haveData && len(j.ExistingNodes) == 0:
+		// A member restarting from its data needs no peers to join
+		// through: the bootstrapping member's role never names any.
+		return false, errors.New("JoinCluster has no ExistingNodes to join")
 	case j != nil:
 		// Without data, the member has never joined, so the credentials of
 		// this JoinCluster are the ones that count, even if an earlier

@@ -157,12 +157,13 @@ func TestRestartFromDisk(t *testing.T) {
 	m.stop()
 	m.stopped(t)
 
-	// Settings for joining are ignored by a member that has data.
+	// Settings for joining are ignored by a member that has data, even
+	// without peers to join through, as the role of the member that
+	// bootstrapped the cluster has none.
 	bogus := &JoinCluster{
 		CACertificate:   st.ca,
 		NodeCertificate: st.ca,
 		InitialCRL:      []byte("not a CRL"),
-		ExistingNodes:   []ExistingNode{{Name: "nobody", URL: "https://127.0.0.99:1"}},
 	}
 	st = n.start(t, bogus).running(t)
 	if got := get(ctx, t, st.CuratorClient(), "kept"); got != "yes" {
