@@ -31,8 +31,11 @@
 //   - nodemgmt serves NodeManagement (logs, reboot) with the node's
 //     credentials on every member node, so that operators reach each node
 //     directly, authenticated against the cluster's CA.
-//   - nodenames follows the addresses of all nodes and hands them to the
-//     node's resolver (package nodenames), so node IDs work as host names.
+//   - directory follows all nodes: it hands their addresses to the node's
+//     resolver (package nodenames), so node IDs work as host names, and
+//     keeps the cluster directory on the ESP up to date with the nodes
+//     running curators, which the cluster manager rejoins through after
+//     a reboot.
 //
 // The workers never call each other; a worker whose inputs change in a way
 // it cannot adapt to returns an error and is restarted by the supervisor

@@ -25,8 +25,8 @@ const DefaultBootIDPath = "/proc/sys/kernel/random/boot_id"
 type Config struct {
 	// Storage is the node's directory tree. The Role Server keeps the
 	// node's credentials and roles on its data partition, which must be
-	// mounted before enrolment data is provided, and the consensus
-	// member's data and socket in it.
+	// mounted before enrolment data is provided, the consensus member's
+	// data and socket in it, and the cluster directory on the ESP.
 	Storage *localstorage.Root
 	// Network is the node's network status; its external address is what
 	// the node reports to the cluster and what its consensus member
@@ -174,7 +174,7 @@ func (s *Service) Run(ctx context.Context) error {
 		{"heartbeat", s.runHeartbeat},
 		{"rolefetch", s.runRoleFetch},
 		{"nodemgmt", s.runNodeManagement},
-		{"nodenames", s.runNodeNames},
+		{"directory", s.runDirectory},
 	}
 	for _, w := range workers {
 		if err := supervisor.Run(ctx, w.name, w.run); err != nil {

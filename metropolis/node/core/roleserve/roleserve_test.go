@@ -58,7 +58,7 @@ func newTestNode(t *testing.T, address string, mutate func(*Config)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []interface{ MkdirAll(os.FileMode) error }{&root.Data.Node, &root.Ephemeral.Consensus} {
+	for _, d := range []interface{ MkdirAll(os.FileMode) error }{&root.Data.Node, &root.Ephemeral.Consensus, &root.ESP.Metropolis} {
 		if err := d.MkdirAll(0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"metropolis.dev/metropolis/node"
 	"metropolis.dev/metropolis/node/core/curator/curatortest"
 	"metropolis.dev/metropolis/node/core/mgmt"
 	"metropolis.dev/metropolis/node/core/rpc"
 	apb "metropolis.dev/metropolis/proto/api"
+	cpb "metropolis.dev/metropolis/proto/common"
 	"metropolis.dev/osbase/logtree"
 )
 
@@ -40,8 +42,9 @@ func (r *recordedNames) get(id string) (netip.Addr, bool) {
 }
 
 // TestNodeManagementAndNames checks that a member node serves
-// NodeManagement with its cluster credentials, to the owner, and learns the
-// addresses of the cluster's nodes by ID.
+// NodeManagement with its cluster credentials, to the owner, learns the
+// addresses of the cluster's nodes by ID, and saves the nodes running
+// curators as its cluster directory.
 func TestNodeManagementAndNames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -50,7 +53,7 @@ func TestNodeManagementAndNames(t *testing.T) {
 	lt.MustLeveledFor("root.probe").Info("hello from the node")
 	host := randomLoopback(t)
 	names := &recordedNames{}
-	_, cn := joinedNode(t, ctx, c, host, func(cfg *Config) {
+	n, cn := joinedNode(t, ctx, c, host, func(cfg *Config) {
 		cfg.ControlPlaneHost = host
 		cfg.NodeManagement = &mgmt.Service{LogTree: lt}
 		cfg.NodeNames = names
@@ -63,6 +66,22 @@ func TestNodeManagementAndNames(t *testing.T) {
 		}
 		if addr, ok := names.get(c.Curators[0].Node.ID); !ok || addr.String() != c.Curators[0].Host {
 			return fmt.Errorf("the curator node's name resolves to %v (known: %v), want %s", addr, ok, c.Curators[0].Host)
+		}
+		return nil
+	})
+
+	eventually(t, 30*time.Second, func() error {
+		b, err := n.storage.ESP.Metropolis.ClusterDirectory.Read()
+		if err != nil {
+			return err
+		}
+		var d cpb.ClusterDirectory
+		if err := proto.Unmarshal(b, &d); err != nil {
+			return err
+		}
+		want := curatorDirectory(c)
+		if !proto.Equal(&d, want) {
+			return fmt.Errorf("saved cluster directory %v, want %v", &d, want)
 		}
 		return nil
 	})
