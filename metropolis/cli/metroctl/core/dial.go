@@ -271,6 +271,7 @@ func (c *Cluster) DialLeader(creds credentials.TransportCredentials, ca *x509.Ce
 		// Calls made while the leader moves wait for the new one rather
 		// than fail; callGuard bounds the wait for the first connection.
 		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
+		rpc.ClientKeepalive(),
 		grpc.WithChainUnaryInterceptor(g.unary),
 		grpc.WithChainStreamInterceptor(g.stream),
 	)
@@ -297,6 +298,7 @@ func (c *Cluster) DialNode(cert tls.Certificate, ca *x509.Certificate, id, addre
 	return grpc.NewClient("passthrough:///"+net.JoinHostPort(address, strconv.Itoa(node.NodeManagementPort)),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(conn.dialContext),
+		rpc.ClientKeepalive(),
 	)
 }
 

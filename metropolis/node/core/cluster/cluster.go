@@ -29,6 +29,7 @@ import (
 
 	"metropolis.dev/metropolis/node/core/localstorage"
 	"metropolis.dev/metropolis/node/core/roleserve"
+	"metropolis.dev/metropolis/node/core/rpc"
 	"metropolis.dev/metropolis/node/core/rpc/resolver"
 	apb "metropolis.dev/metropolis/proto/api"
 	cpb "metropolis.dev/metropolis/proto/common"
@@ -200,6 +201,7 @@ func dialCluster(ctx context.Context, d *cpb.ClusterDirectory, creds credentials
 	conn, err := grpc.NewClient(resolver.Scheme+":///control",
 		grpc.WithTransportCredentials(creds),
 		grpc.WithResolvers(r),
+		rpc.ClientKeepalive(),
 		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
 	)
 	if err != nil {

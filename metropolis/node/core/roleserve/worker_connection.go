@@ -36,6 +36,7 @@ func (s *Service) runConnection(ctx context.Context) error {
 	conn, err := grpc.NewClient(resolver.Scheme+":///control",
 		grpc.WithTransportCredentials(creds),
 		grpc.WithResolvers(r),
+		rpc.ClientKeepalive(),
 	)
 	if err != nil {
 		return fmt.Errorf("connecting to the curator: %w", err)

@@ -62,6 +62,7 @@ func (s *ServerSecurity) GRPCOptions(logger *slog.Logger) []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		serverKeepalive(),
 		grpc.ChainUnaryInterceptor(srv.unaryInterceptor),
 		grpc.ChainStreamInterceptor(srv.streamInterceptor),
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
+	"metropolis.dev/metropolis/node/core/rpc"
 )
 
 // Backoff between attempts to ask an unreachable curator. The maximum is
@@ -58,7 +59,7 @@ func newFollower(r *Resolver, cc resolver.ClientConn, opts resolver.BuildOptions
 	f := &follower{
 		r:        r,
 		cc:       cc,
-		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(opts.DialCreds)},
+		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(opts.DialCreds), rpc.ClientKeepalive()},
 		ctx:      ctx,
 		cancel:   cancel,
 		reports:  make(chan report),
