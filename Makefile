@@ -14,7 +14,7 @@ TEST_PACKAGES := protobuf-compiler libprotobuf-dev cpio zstd erofs-utils cryptse
 	qemu-system-x86 qemu-utils ovmf swtpm binutils sbsigntool efitools git \
 	gdisk fdisk dosfstools mtools xz-utils
 
-.PHONY: all test check generate bench prereqs-test launch-cluster image bench-boot bench-curator
+.PHONY: all test e2e check generate bench prereqs-test launch-cluster launch image bench-boot bench-curator bench-launch
 
 all: test
 
@@ -29,12 +29,23 @@ generate: prereqs-test
 check: prereqs-test
 	go run ./build/check
 
+# The end-to-end suites (metropolis/test/e2e) each launch a cluster of VMs;
+# they run one at a time, after the other tests, so that two clusters never
+# share the CPUs. make test runs these; make e2e runs them all.
+E2E_TEST_SUITES := ./metropolis/test/e2e/core/...
+E2E_SUITES := ./metropolis/test/e2e/...
+
 ## test: every check, then every test; osbase runs under the race detector.
 ## VM tests run under TCG without /dev/kvm; METROPOLIS_TEST_TIMEOUT_SCALE
 ## stretches their timeouts on slow machines.
 test: check
 	go test -race -count=1 ./osbase/...
-	go test -count=1 ./build/... ./metropolis/...
+	go test -count=1 -timeout 30m ./build/... $$(go list ./metropolis/... | grep -v /metropolis/test/e2e/)
+	go test -count=1 -p 1 -timeout 60m $(E2E_TEST_SUITES)
+
+## e2e: every end-to-end suite, one after the other.
+e2e: prereqs-test
+	go test -count=1 -p 1 -timeout 120m -v $(E2E_SUITES)
 
 ## image: the node disk image, out/node.img (see build/mkimage).
 image:
@@ -50,10 +61,22 @@ bench-curator:
 	go test -c -o out/benchcurator.test ./metropolis/test/benchcurator
 	out/benchcurator.test -benchmark -nodes 100,1000,5000 -members 1,3 -window 30s
 
+## bench-launch: how fast test clusters come up: each node's VM start to UP
+## and HEALTHY, the whole launch, a node's reboot (medians of 3 launches).
+bench-launch: prereqs-test
+	go run ./metropolis/test/benchlaunch -runs 3 -nodes 3
+
 ## bench: the Go benchmarks, on one core so figures compare across machines.
 bench:
 	go test -run='^$$' -bench=. -benchmem -cpu=1 ./osbase/...
 
-launch-cluster:
-	@echo "launch-cluster: not built yet: nodes cannot form a cluster so far (see README.md); make image builds a bootable node image" >&2
-	@exit 1
+## launch-cluster: builds the image and metroctl, starts a test cluster of
+## three nodes and prints how to reach it; Ctrl-C stops it. Flags go in
+## LAUNCH_FLAGS, for example LAUNCH_FLAGS="-num-nodes 5 -storage-security
+## needs-encryption" (see -help).
+launch-cluster: prereqs-test
+	go run ./metropolis/test/launch/cli/launch-cluster $(LAUNCH_FLAGS)
+
+## launch: one node bootstrapping a cluster, its console in the terminal.
+launch: prereqs-test
+	go run ./metropolis/test/launch/cli/launch $(LAUNCH_FLAGS)
