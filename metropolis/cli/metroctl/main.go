@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"metropolis.dev/metropolis/cli/metroctl/core"
 	"metropolis.dev/metropolis/node/core/rpc"
@@ -325,11 +326,14 @@ func (s *session) Close() {
 	s.conn.Close()
 }
 
-// isTerminal says whether f is a terminal (a character device), and so
-// whether somebody may be there to answer questions.
+// isTerminal says whether f is a terminal, and so whether somebody may be
+// there to answer questions.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	// Only a terminal has terminal attributes; /dev/null, a character
+	// device too, as where scripts and cron take their input from, has
+	// none.
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func main() {

@@ -699,3 +699,32 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+func TestIsTerminal(t *testing.T) {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// The master side of a pseudo-terminal, as good a terminal as any.
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pty.Close()
+	for _, tc := range []struct {
+		name string
+		f    *os.File
+		want bool
+	}{{"/dev/null", devNull, false}, {"pipe", r, false}, {"pseudo-terminal", pty, true}} {
+		if got := isTerminal(tc.f); got != tc.want {
+			t.Errorf("%s: isTerminal = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
