@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,7 +116,7 @@ func TestNodeNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rcode != tc.wantRcode || !equal(got, tc.want) {
+			if rcode != tc.wantRcode || !slices.Equal(got, tc.want) {
 				t.Errorf("got %s %v, want %s %v", dns.RcodeToString[rcode], got, dns.RcodeToString[tc.wantRcode], tc.want)
 			}
 		})
@@ -123,22 +124,10 @@ func TestNodeNames(t *testing.T) {
 
 	// A node that moves and one that is deleted.
 	table.SetNodeAddresses(map[string]netip.Addr{a: netip.MustParseAddr("10.1.0.7")})
-	if _, got, err := r.query(t, a+".", dns.TypeA); err != nil || !equal(got, []string{"10.1.0.7"}) {
+	if _, got, err := r.query(t, a+".", dns.TypeA); err != nil || !slices.Equal(got, []string{"10.1.0.7"}) {
 		t.Errorf("after the node moved: got %v, %v; want 10.1.0.7", got, err)
 	}
-	if _, got, err := r.query(t, b+".", dns.TypeA); err != nil || !equal(got, []string{forwarded.String()}) {
+	if _, got, err := r.query(t, b+".", dns.TypeA); err != nil || !slices.Equal(got, []string{forwarded.String()}) {
 		t.Errorf("after the node was deleted: got %v, %v; want the forwarder's answer", got, err)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
