@@ -74,9 +74,12 @@ bench:
 ## three nodes and prints how to reach it; Ctrl-C stops it. Flags go in
 ## LAUNCH_FLAGS, for example LAUNCH_FLAGS="-num-nodes 5 -storage-security
 ## needs-encryption" (see -help).
+## (Built, then run: go run would turn the Ctrl-C that ends it into a failure.)
 launch-cluster: prereqs-test
-	go run ./metropolis/test/launch/cli/launch-cluster $(LAUNCH_FLAGS)
+	go build -o out/launch-cluster ./metropolis/test/launch/cli/launch-cluster
+	out/launch-cluster $(LAUNCH_FLAGS)
 
 ## launch: one node bootstrapping a cluster, its console in the terminal.
 launch: prereqs-test
-	go run ./metropolis/test/launch/cli/launch $(LAUNCH_FLAGS)
+	go build -o out/launch ./metropolis/test/launch/cli/launch
+	out/launch $(LAUNCH_FLAGS)
