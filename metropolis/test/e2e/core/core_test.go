@@ -87,27 +87,6 @@ func healthy(nodes map[string]describedNode, ids ...string) error {
 	return nil
 }
 
-// consensusMembers returns the cluster's etcd members by node ID, with
-// their status.
-func consensusMembers(ctx context.Context, c *e2etest.Cluster) (map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status, error) {
-	conn, err := c.CuratorClient()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	res, err := ipb.NewCuratorClient(conn).GetConsensusStatus(ctx, &ipb.GetConsensusStatusRequest{})
-	if err != nil {
-		return nil, err
-	}
-	members := make(map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status)
-	for _, m := range res.EtcdMember {
-		members[m.Id] = m.Status
-	}
-	return members, nil
-}
-
 // leader returns the ID of the node whose curator leads.
 func leader(ctx context.Context, c *e2etest.Cluster) (string, error) {
 	conn, err := c.CuratorClient()
@@ -234,23 +213,7 @@ func TestCore(t *testing.T) {
 			})
 		}},
 		{"GrowConsensus", func(t *testing.T) {
-			for _, id := range ids[1:] {
-				if err := c.MakeConsensusMember(ctx, id); err != nil {
-					t.Fatal(err)
-				}
-			}
-			e2etest.Poll(t, ctx, "every node is a full consensus member", stepTimeout, func(ctx context.Context) error {
-				members, err := consensusMembers(ctx, c)
-				if err != nil {
-					return err
-				}
-				for _, id := range ids {
-					if members[id] != ipb.GetConsensusStatusResponse_EtcdMember_STATUS_FULL {
-						return fmt.Errorf("%s is a consensus member with status %v, want FULL (members: %v)", id, members[id], members)
-					}
-				}
-				return nil
-			})
+			c.GrowConsensus(t, ctx, stepTimeout)
 		}},
 		{"CuratorFailover", func(t *testing.T) {
 			old, err := leader(ctx, c)
@@ -310,7 +273,7 @@ func TestCore(t *testing.T) {
 				return err
 			})
 			e2etest.Poll(t, ctx, id+" is no consensus member", stepTimeout, func(ctx context.Context) error {
-				members, err := consensusMembers(ctx, c)
+				members, err := c.ConsensusMembers(ctx)
 				if err != nil {
 					return err
 				}

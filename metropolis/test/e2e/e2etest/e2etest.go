@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	"metropolis.dev/metropolis/test/launch"
 	"metropolis.dev/osbase/test/qemu"
 )
@@ -131,4 +132,53 @@ func Poll(t *testing.T, ctx context.Context, what string, timeout time.Duration,
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// callTimeout bounds one call to the cluster (scaled, see qemu.Timeout), so
+// that a call to a curator that went away does not use up a whole step.
+const callTimeout = 30 * time.Second
+
+// ConsensusMembers returns the cluster's etcd members by node ID, with
+// their status, as the curator leader reports them.
+func (c *Cluster) ConsensusMembers(ctx context.Context) (map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status, error) {
+	conn, err := c.CuratorClient()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, qemu.Timeout(callTimeout))
+	defer cancel()
+	res, err := ipb.NewCuratorClient(conn).GetConsensusStatus(ctx, &ipb.GetConsensusStatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	members := make(map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status)
+	for _, m := range res.EtcdMember {
+		members[m.Id] = m.Status
+	}
+	return members, nil
+}
+
+// GrowConsensus makes every node of the cluster a consensus member and
+// waits until each is a full (voting) etcd member, for up to timeout
+// (scaled, see qemu.Timeout).
+func (c *Cluster) GrowConsensus(t *testing.T, ctx context.Context, timeout time.Duration) {
+	t.Helper()
+	for _, id := range c.NodeIDs[1:] {
+		if err := c.MakeConsensusMember(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Poll(t, ctx, "every node is a full consensus member", timeout, func(ctx context.Context) error {
+		members, err := c.ConsensusMembers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range c.NodeIDs {
+			if members[id] != ipb.GetConsensusStatusResponse_EtcdMember_STATUS_FULL {
+				return fmt.Errorf("%s is a consensus member with status %v, want FULL (members: %v)", id, members[id], members)
+			}
+		}
+		return nil
+	})
 }

@@ -91,27 +91,6 @@ func healthy(nodes []*apb.Node, ids ...string) error {
 	return nil
 }
 
-// consensusMembers returns the cluster's etcd members by node ID, with
-// their status.
-func consensusMembers(ctx context.Context, c *e2etest.Cluster) (map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status, error) {
-	conn, err := c.CuratorClient()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	res, err := withCallTimeout(ctx, func(ctx context.Context) (*ipb.GetConsensusStatusResponse, error) {
-		return ipb.NewCuratorClient(conn).GetConsensusStatus(ctx, &ipb.GetConsensusStatusRequest{})
-	})
-	if err != nil {
-		return nil, err
-	}
-	members := make(map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status)
-	for _, m := range res.EtcdMember {
-		members[m.Id] = m.Status
-	}
-	return members, nil
-}
-
 // leaderSeenBy asks the curator of node i itself, not whichever curator
 // leads, which node's curator leads.
 func leaderSeenBy(ctx context.Context, c *e2etest.Cluster, i int) (string, error) {
@@ -198,23 +177,7 @@ func TestHA(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"GrowConsensus", func(t *testing.T) {
-			for _, id := range ids[1:] {
-				if err := c.MakeConsensusMember(ctx, id); err != nil {
-					t.Fatal(err)
-				}
-			}
-			e2etest.Poll(t, ctx, "every node is a full consensus member", stepTimeout, func(ctx context.Context) error {
-				members, err := consensusMembers(ctx, c)
-				if err != nil {
-					return err
-				}
-				for _, id := range ids {
-					if members[id] != ipb.GetConsensusStatusResponse_EtcdMember_STATUS_FULL {
-						return fmt.Errorf("%s is a consensus member with status %v, want FULL (members: %v)", id, members[id], members)
-					}
-				}
-				return nil
-			})
+			c.GrowConsensus(t, ctx, stepTimeout)
 		}},
 		{"AllNodesHealthy", func(t *testing.T) {
 			if err := c.WaitHealthy(ctx); err != nil {

@@ -88,27 +88,6 @@ func describedIDs(ctx context.Context, c *e2etest.Cluster) ([]string, error) {
 	return ids, nil
 }
 
-// consensusMembers returns the cluster's etcd members by node ID, with
-// their status.
-func consensusMembers(ctx context.Context, c *e2etest.Cluster) (map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status, error) {
-	conn, err := c.CuratorClient()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, qemu.Timeout(callTimeout))
-	defer cancel()
-	res, err := ipb.NewCuratorClient(conn).GetConsensusStatus(ctx, &ipb.GetConsensusStatusRequest{})
-	if err != nil {
-		return nil, err
-	}
-	members := make(map[string]ipb.GetConsensusStatusResponse_EtcdMember_Status)
-	for _, m := range res.EtcdMember {
-		members[m.Id] = m.Status
-	}
-	return members, nil
-}
-
 // restarted returns nil if every node with one of ids sent the curator a
 // heartbeat after since and is UP and HEALTHY.
 func restarted(ctx context.Context, c *e2etest.Cluster, since time.Time, ids ...string) error {
@@ -178,18 +157,14 @@ func TestColdStart(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"GrowConsensus", func(t *testing.T) {
-			for _, id := range rest {
-				if err := c.MakeConsensusMember(ctx, id); err != nil {
-					t.Fatal(err)
-				}
-			}
+			c.GrowConsensus(t, ctx, stepTimeout)
 			if err := c.WaitHealthy(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"ColdStart", func(t *testing.T) {
 			coldStart(t, ctx, c, 0, 1, 2)
-			members, err := consensusMembers(ctx, c)
+			members, err := c.ConsensusMembers(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +181,7 @@ func TestColdStart(t *testing.T) {
 				runUntilDone(t, ctx, c, "node", "remove", "role", role, first)
 			}
 			e2etest.Poll(t, ctx, first+" is no consensus member", stepTimeout, func(ctx context.Context) error {
-				members, err := consensusMembers(ctx, c)
+				members, err := c.ConsensusMembers(ctx)
 				if err != nil {
 					return err
 				}
