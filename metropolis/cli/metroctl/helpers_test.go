@@ -30,6 +30,7 @@ import (
 	"metropolis.dev/metropolis/node/core/rpc"
 	apb "metropolis.dev/metropolis/proto/api"
 	lpb "metropolis.dev/osbase/logtree/proto"
+	"metropolis.dev/osbase/pki"
 )
 
 // cli runs metroctl in-process, as an operator would run it, with one
@@ -129,16 +130,11 @@ func foreignCA(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Unix(0, 0),
-		NotAfter:              time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	template.Subject.CommonName = "Metropolis Cluster CA"
-	der, err := x509.CreateCertificate(rand.Reader, template, template, pub, priv)
+	template := pki.CA("Metropolis Cluster CA")
+	template.SerialNumber = big.NewInt(1)
+	template.NotBefore = time.Now().Add(-time.Hour)
+	template.NotAfter = time.Now().Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
 	if err != nil {
 		t.Fatal(err)
 	}

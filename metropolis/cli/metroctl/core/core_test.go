@@ -19,6 +19,7 @@ import (
 
 	apb "metropolis.dev/metropolis/proto/api"
 	cpb "metropolis.dev/metropolis/proto/common"
+	"metropolis.dev/osbase/pki"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -65,15 +66,11 @@ func testCA(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Unix(0, 0),
-		NotAfter:              time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, pub, priv)
+	template := pki.CA("")
+	template.SerialNumber = big.NewInt(1)
+	template.NotBefore = time.Now().Add(-time.Hour)
+	template.NotAfter = time.Now().Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
 	if err != nil {
 		t.Fatal(err)
 	}

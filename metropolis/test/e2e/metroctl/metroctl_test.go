@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -42,6 +41,7 @@ import (
 	"metropolis.dev/metropolis/node/core/identity"
 	"metropolis.dev/metropolis/test/e2e/e2etest"
 	"metropolis.dev/metropolis/test/launch"
+	"metropolis.dev/osbase/pki"
 	"metropolis.dev/osbase/test/qemu"
 )
 
@@ -339,16 +339,11 @@ func otherCA(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Some Other Cluster CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, pub, priv)
+	template := pki.CA("Some Other Cluster CA")
+	template.SerialNumber = big.NewInt(1)
+	template.NotBefore = time.Now().Add(-time.Hour)
+	template.NotAfter = time.Now().Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
