@@ -10,6 +10,9 @@ const (
 	ConsensusPort = 7834
 	// CuratorServicePort serves Curator, CuratorLocal, AAA and Management.
 	CuratorServicePort = 7835
+	// NetworkProbePort receives the test traffic of NodeManagement.ProbePeer
+	// from the cluster's other nodes.
+	NetworkProbePort = 7836
 	// WireGuardPort is the UDP port of the cluster network mesh.
 	WireGuardPort = 7838
 	// NodeManagementPort serves NodeManagement (logs, updates, power).

@@ -11,6 +11,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	common "metropolis.dev/metropolis/proto/common"
 	_ "metropolis.dev/metropolis/proto/ext"
 	proto "metropolis.dev/osbase/logtree/proto"
@@ -80,6 +81,58 @@ func (Node_Health) EnumDescriptor() ([]byte, []int) {
 	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{5, 0}
 }
 
+type ProbePeerRequest_Path int32
+
+const (
+	ProbePeerRequest_PATH_INVALID ProbePeerRequest_Path = 0
+	// PATH_MESH sends to the peer's mesh address, through WireGuard.
+	ProbePeerRequest_PATH_MESH ProbePeerRequest_Path = 1
+	// PATH_EXTERNAL sends to the peer's external address, unencrypted
+	// apart from the probe's own framing.
+	ProbePeerRequest_PATH_EXTERNAL ProbePeerRequest_Path = 2
+)
+
+// Enum value maps for ProbePeerRequest_Path.
+var (
+	ProbePeerRequest_Path_name = map[int32]string{
+		0: "PATH_INVALID",
+		1: "PATH_MESH",
+		2: "PATH_EXTERNAL",
+	}
+	ProbePeerRequest_Path_value = map[string]int32{
+		"PATH_INVALID":  0,
+		"PATH_MESH":     1,
+		"PATH_EXTERNAL": 2,
+	}
+)
+
+func (x ProbePeerRequest_Path) Enum() *ProbePeerRequest_Path {
+	p := new(ProbePeerRequest_Path)
+	*p = x
+	return p
+}
+
+func (x ProbePeerRequest_Path) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProbePeerRequest_Path) Descriptor() protoreflect.EnumDescriptor {
+	return file_metropolis_proto_api_management_proto_enumTypes[1].Descriptor()
+}
+
+func (ProbePeerRequest_Path) Type() protoreflect.EnumType {
+	return &file_metropolis_proto_api_management_proto_enumTypes[1]
+}
+
+func (x ProbePeerRequest_Path) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProbePeerRequest_Path.Descriptor instead.
+func (ProbePeerRequest_Path) EnumDescriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20, 0}
+}
+
 type RebootRequest_Type int32
 
 const (
@@ -115,11 +168,11 @@ func (x RebootRequest_Type) String() string {
 }
 
 func (RebootRequest_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_metropolis_proto_api_management_proto_enumTypes[1].Descriptor()
+	return file_metropolis_proto_api_management_proto_enumTypes[2].Descriptor()
 }
 
 func (RebootRequest_Type) Type() protoreflect.EnumType {
-	return &file_metropolis_proto_api_management_proto_enumTypes[1]
+	return &file_metropolis_proto_api_management_proto_enumTypes[2]
 }
 
 func (x RebootRequest_Type) Number() protoreflect.EnumNumber {
@@ -128,7 +181,7 @@ func (x RebootRequest_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RebootRequest_Type.Descriptor instead.
 func (RebootRequest_Type) EnumDescriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18, 0}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{22, 0}
 }
 
 type GetLogsRequest_BacklogMode int32
@@ -168,11 +221,11 @@ func (x GetLogsRequest_BacklogMode) String() string {
 }
 
 func (GetLogsRequest_BacklogMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_metropolis_proto_api_management_proto_enumTypes[2].Descriptor()
+	return file_metropolis_proto_api_management_proto_enumTypes[3].Descriptor()
 }
 
 func (GetLogsRequest_BacklogMode) Type() protoreflect.EnumType {
-	return &file_metropolis_proto_api_management_proto_enumTypes[2]
+	return &file_metropolis_proto_api_management_proto_enumTypes[3]
 }
 
 func (x GetLogsRequest_BacklogMode) Number() protoreflect.EnumNumber {
@@ -181,7 +234,7 @@ func (x GetLogsRequest_BacklogMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GetLogsRequest_BacklogMode.Descriptor instead.
 func (GetLogsRequest_BacklogMode) EnumDescriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20, 0}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{24, 0}
 }
 
 type GetLogsRequest_StreamMode int32
@@ -218,11 +271,11 @@ func (x GetLogsRequest_StreamMode) String() string {
 }
 
 func (GetLogsRequest_StreamMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_metropolis_proto_api_management_proto_enumTypes[3].Descriptor()
+	return file_metropolis_proto_api_management_proto_enumTypes[4].Descriptor()
 }
 
 func (GetLogsRequest_StreamMode) Type() protoreflect.EnumType {
-	return &file_metropolis_proto_api_management_proto_enumTypes[3]
+	return &file_metropolis_proto_api_management_proto_enumTypes[4]
 }
 
 func (x GetLogsRequest_StreamMode) Number() protoreflect.EnumNumber {
@@ -231,7 +284,7 @@ func (x GetLogsRequest_StreamMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GetLogsRequest_StreamMode.Descriptor instead.
 func (GetLogsRequest_StreamMode) EnumDescriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20, 1}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{24, 1}
 }
 
 type GetRegisterTicketRequest struct {
@@ -475,7 +528,10 @@ type Node struct {
 	TimeSinceHeartbeat *durationpb.Duration `protobuf:"bytes,6,opt,name=time_since_heartbeat,json=timeSinceHeartbeat,proto3" json:"time_since_heartbeat,omitempty"`
 	TpmUsage           common.NodeTPMUsage  `protobuf:"varint,8,opt,name=tpm_usage,json=tpmUsage,proto3,enum=metropolis.proto.common.NodeTPMUsage" json:"tpm_usage,omitempty"`
 	// labels, sorted by key.
-	Labels        *common.NodeLabels `protobuf:"bytes,9,opt,name=labels,proto3" json:"labels,omitempty"`
+	Labels *common.NodeLabels `protobuf:"bytes,9,opt,name=labels,proto3" json:"labels,omitempty"`
+	// clusternet is what the node published about itself in the mesh, with
+	// its mesh address.
+	Clusternet    *common.NodeClusterNetworking `protobuf:"bytes,10,opt,name=clusternet,proto3" json:"clusternet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -569,6 +625,13 @@ func (x *Node) GetTpmUsage() common.NodeTPMUsage {
 func (x *Node) GetLabels() *common.NodeLabels {
 	if x != nil {
 		return x.Labels
+	}
+	return nil
+}
+
+func (x *Node) GetClusternet() *common.NodeClusterNetworking {
+	if x != nil {
+		return x.Clusternet
 	}
 	return nil
 }
@@ -1292,6 +1355,250 @@ func (x *ConfigureClusterResponse) GetResultingConfig() *common.ClusterConfigura
 	return nil
 }
 
+type GetMeshStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMeshStatusRequest) Reset() {
+	*x = GetMeshStatusRequest{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMeshStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMeshStatusRequest) ProtoMessage() {}
+
+func (x *GetMeshStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMeshStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetMeshStatusRequest) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18}
+}
+
+type GetMeshStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// wireguard_pubkey is the node's WireGuard public key, base64 encoded.
+	WireguardPubkey string `protobuf:"bytes,1,opt,name=wireguard_pubkey,json=wireguardPubkey,proto3" json:"wireguard_pubkey,omitempty"`
+	// mesh_address is the node's address in the mesh, empty until the
+	// curator assigned one.
+	MeshAddress string `protobuf:"bytes,2,opt,name=mesh_address,json=meshAddress,proto3" json:"mesh_address,omitempty"`
+	// listen_port is the UDP port the node's WireGuard listens on.
+	ListenPort uint32 `protobuf:"varint,3,opt,name=listen_port,json=listenPort,proto3" json:"listen_port,omitempty"`
+	// peers, sorted by node ID.
+	Peers         []*GetMeshStatusResponse_Peer `protobuf:"bytes,4,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMeshStatusResponse) Reset() {
+	*x = GetMeshStatusResponse{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMeshStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMeshStatusResponse) ProtoMessage() {}
+
+func (x *GetMeshStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMeshStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetMeshStatusResponse) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetMeshStatusResponse) GetWireguardPubkey() string {
+	if x != nil {
+		return x.WireguardPubkey
+	}
+	return ""
+}
+
+func (x *GetMeshStatusResponse) GetMeshAddress() string {
+	if x != nil {
+		return x.MeshAddress
+	}
+	return ""
+}
+
+func (x *GetMeshStatusResponse) GetListenPort() uint32 {
+	if x != nil {
+		return x.ListenPort
+	}
+	return 0
+}
+
+func (x *GetMeshStatusResponse) GetPeers() []*GetMeshStatusResponse_Peer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+type ProbePeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id of the node to send to.
+	NodeId string                `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Path   ProbePeerRequest_Path `protobuf:"varint,2,opt,name=path,proto3,enum=metropolis.proto.api.ProbePeerRequest_Path" json:"path,omitempty"`
+	// bytes to send, at least 1 and at most 1 GiB.
+	Bytes uint64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// marker, if set, is repeated to fill the payload instead of zeroes, at
+	// most 64 bytes. Tests look for it in packet captures.
+	Marker        string `protobuf:"bytes,4,opt,name=marker,proto3" json:"marker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbePeerRequest) Reset() {
+	*x = ProbePeerRequest{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbePeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbePeerRequest) ProtoMessage() {}
+
+func (x *ProbePeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbePeerRequest.ProtoReflect.Descriptor instead.
+func (*ProbePeerRequest) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ProbePeerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ProbePeerRequest) GetPath() ProbePeerRequest_Path {
+	if x != nil {
+		return x.Path
+	}
+	return ProbePeerRequest_PATH_INVALID
+}
+
+func (x *ProbePeerRequest) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *ProbePeerRequest) GetMarker() string {
+	if x != nil {
+		return x.Marker
+	}
+	return ""
+}
+
+type ProbePeerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// address the probe was sent to, host:port.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// bytes the peer confirmed receiving.
+	Bytes uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// duration from connecting until the peer confirmed the last byte.
+	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbePeerResponse) Reset() {
+	*x = ProbePeerResponse{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbePeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbePeerResponse) ProtoMessage() {}
+
+func (x *ProbePeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbePeerResponse.ProtoReflect.Descriptor instead.
+func (*ProbePeerResponse) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ProbePeerResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ProbePeerResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *ProbePeerResponse) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
 type RebootRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          RebootRequest_Type     `protobuf:"varint,1,opt,name=type,proto3,enum=metropolis.proto.api.RebootRequest_Type" json:"type,omitempty"`
@@ -1301,7 +1608,7 @@ type RebootRequest struct {
 
 func (x *RebootRequest) Reset() {
 	*x = RebootRequest{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1620,7 @@ func (x *RebootRequest) String() string {
 func (*RebootRequest) ProtoMessage() {}
 
 func (x *RebootRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[18]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1633,7 @@ func (x *RebootRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootRequest.ProtoReflect.Descriptor instead.
 func (*RebootRequest) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{18}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RebootRequest) GetType() RebootRequest_Type {
@@ -1344,7 +1651,7 @@ type RebootResponse struct {
 
 func (x *RebootResponse) Reset() {
 	*x = RebootResponse{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1663,7 @@ func (x *RebootResponse) String() string {
 func (*RebootResponse) ProtoMessage() {}
 
 func (x *RebootResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[19]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1676,7 @@ func (x *RebootResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootResponse.ProtoReflect.Descriptor instead.
 func (*RebootResponse) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{19}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{23}
 }
 
 type GetLogsRequest struct {
@@ -1387,7 +1694,7 @@ type GetLogsRequest struct {
 
 func (x *GetLogsRequest) Reset() {
 	*x = GetLogsRequest{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1706,7 @@ func (x *GetLogsRequest) String() string {
 func (*GetLogsRequest) ProtoMessage() {}
 
 func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[20]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1719,7 @@ func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetLogsRequest) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{20}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetLogsRequest) GetDn() string {
@@ -1460,7 +1767,7 @@ type GetLogsResponse struct {
 
 func (x *GetLogsResponse) Reset() {
 	*x = GetLogsResponse{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1779,7 @@ func (x *GetLogsResponse) String() string {
 func (*GetLogsResponse) ProtoMessage() {}
 
 func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[21]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1792,7 @@ func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetLogsResponse) Descriptor() ([]byte, []int) {
-	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{21}
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetLogsResponse) GetBacklogEntries() []*proto.LogEntry {
@@ -1512,7 +1819,7 @@ type UpdateNodeLabelsRequest_Pair struct {
 
 func (x *UpdateNodeLabelsRequest_Pair) Reset() {
 	*x = UpdateNodeLabelsRequest_Pair{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1831,7 @@ func (x *UpdateNodeLabelsRequest_Pair) String() string {
 func (*UpdateNodeLabelsRequest_Pair) ProtoMessage() {}
 
 func (x *UpdateNodeLabelsRequest_Pair) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[22]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1869,7 @@ type DeleteNodeRequest_SafetyBypassHasRoles struct {
 
 func (x *DeleteNodeRequest_SafetyBypassHasRoles) Reset() {
 	*x = DeleteNodeRequest_SafetyBypassHasRoles{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1881,7 @@ func (x *DeleteNodeRequest_SafetyBypassHasRoles) String() string {
 func (*DeleteNodeRequest_SafetyBypassHasRoles) ProtoMessage() {}
 
 func (x *DeleteNodeRequest_SafetyBypassHasRoles) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[23]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1905,7 @@ type DeleteNodeRequest_SafetyBypassNotDecommissioned struct {
 
 func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) Reset() {
 	*x = DeleteNodeRequest_SafetyBypassNotDecommissioned{}
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1917,7 @@ func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) String() string {
 func (*DeleteNodeRequest_SafetyBypassNotDecommissioned) ProtoMessage() {}
 
 func (x *DeleteNodeRequest_SafetyBypassNotDecommissioned) ProtoReflect() protoreflect.Message {
-	mi := &file_metropolis_proto_api_management_proto_msgTypes[24]
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,11 +1933,107 @@ func (*DeleteNodeRequest_SafetyBypassNotDecommissioned) Descriptor() ([]byte, []
 	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{14, 1}
 }
 
+type GetMeshStatusResponse_Peer struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	NodeId          string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	WireguardPubkey string                 `protobuf:"bytes,2,opt,name=wireguard_pubkey,json=wireguardPubkey,proto3" json:"wireguard_pubkey,omitempty"`
+	// endpoint is where the node sends the peer's packets, host:port.
+	Endpoint string `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// allowed_prefixes are the peer's prefixes, routed to it.
+	AllowedPrefixes []string `protobuf:"bytes,4,rep,name=allowed_prefixes,json=allowedPrefixes,proto3" json:"allowed_prefixes,omitempty"`
+	// last_handshake is unset if the node never completed a handshake
+	// with the peer since it configured it.
+	LastHandshake    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_handshake,json=lastHandshake,proto3" json:"last_handshake,omitempty"`
+	ReceivedBytes    uint64                 `protobuf:"varint,6,opt,name=received_bytes,json=receivedBytes,proto3" json:"received_bytes,omitempty"`
+	TransmittedBytes uint64                 `protobuf:"varint,7,opt,name=transmitted_bytes,json=transmittedBytes,proto3" json:"transmitted_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetMeshStatusResponse_Peer) Reset() {
+	*x = GetMeshStatusResponse_Peer{}
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMeshStatusResponse_Peer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMeshStatusResponse_Peer) ProtoMessage() {}
+
+func (x *GetMeshStatusResponse_Peer) ProtoReflect() protoreflect.Message {
+	mi := &file_metropolis_proto_api_management_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMeshStatusResponse_Peer.ProtoReflect.Descriptor instead.
+func (*GetMeshStatusResponse_Peer) Descriptor() ([]byte, []int) {
+	return file_metropolis_proto_api_management_proto_rawDescGZIP(), []int{19, 0}
+}
+
+func (x *GetMeshStatusResponse_Peer) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetMeshStatusResponse_Peer) GetWireguardPubkey() string {
+	if x != nil {
+		return x.WireguardPubkey
+	}
+	return ""
+}
+
+func (x *GetMeshStatusResponse_Peer) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *GetMeshStatusResponse_Peer) GetAllowedPrefixes() []string {
+	if x != nil {
+		return x.AllowedPrefixes
+	}
+	return nil
+}
+
+func (x *GetMeshStatusResponse_Peer) GetLastHandshake() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHandshake
+	}
+	return nil
+}
+
+func (x *GetMeshStatusResponse_Peer) GetReceivedBytes() uint64 {
+	if x != nil {
+		return x.ReceivedBytes
+	}
+	return 0
+}
+
+func (x *GetMeshStatusResponse_Peer) GetTransmittedBytes() uint64 {
+	if x != nil {
+		return x.TransmittedBytes
+	}
+	return 0
+}
+
 var File_metropolis_proto_api_management_proto protoreflect.FileDescriptor
 
 const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"\n" +
-	"%metropolis/proto/api/management.proto\x12\x14metropolis.proto.api\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a$metropolis/proto/common/common.proto\x1a(metropolis/proto/ext/authorization.proto\x1a\"osbase/logtree/proto/logtree.proto\"\x1a\n" +
+	"%metropolis/proto/api/management.proto\x12\x14metropolis.proto.api\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$metropolis/proto/common/common.proto\x1a(metropolis/proto/ext/authorization.proto\x1a\"osbase/logtree/proto/logtree.proto\"\x1a\n" +
 	"\x18GetRegisterTicketRequest\"3\n" +
 	"\x19GetRegisterTicketResponse\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\"\x17\n" +
@@ -1640,7 +2043,7 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"\x0eca_certificate\x18\x02 \x01(\fR\rcaCertificate\x12b\n" +
 	"\x15cluster_configuration\x18\x03 \x01(\v2-.metropolis.proto.common.ClusterConfigurationR\x14clusterConfiguration\")\n" +
 	"\x0fGetNodesRequest\x12\x16\n" +
-	"\x06filter\x18\x01 \x01(\tR\x06filter\"\xcc\x04\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\"\x9c\x05\n" +
 	"\x04Node\x12\x16\n" +
 	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x12\x0e\n" +
 	"\x02id\x18\a \x01(\tR\x02id\x128\n" +
@@ -1650,7 +2053,11 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"\x06health\x18\x05 \x01(\x0e2!.metropolis.proto.api.Node.HealthR\x06health\x12K\n" +
 	"\x14time_since_heartbeat\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x12timeSinceHeartbeat\x12B\n" +
 	"\ttpm_usage\x18\b \x01(\x0e2%.metropolis.proto.common.NodeTPMUsageR\btpmUsage\x12;\n" +
-	"\x06labels\x18\t \x01(\v2#.metropolis.proto.common.NodeLabelsR\x06labels\"b\n" +
+	"\x06labels\x18\t \x01(\v2#.metropolis.proto.common.NodeLabelsR\x06labels\x12N\n" +
+	"\n" +
+	"clusternet\x18\n" +
+	" \x01(\v2..metropolis.proto.common.NodeClusterNetworkingR\n" +
+	"clusternet\"b\n" +
 	"\x06Health\x12\x12\n" +
 	"\x0eHEALTH_INVALID\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_UNKNOWN\x10\x01\x12\x12\n" +
@@ -1702,7 +2109,35 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"t\n" +
 	"\x18ConfigureClusterResponse\x12X\n" +
-	"\x10resulting_config\x18\x01 \x01(\v2-.metropolis.proto.common.ClusterConfigurationR\x0fresultingConfig\"\x8e\x01\n" +
+	"\x10resulting_config\x18\x01 \x01(\v2-.metropolis.proto.common.ClusterConfigurationR\x0fresultingConfig\"\x16\n" +
+	"\x14GetMeshStatusRequest\"\xf9\x03\n" +
+	"\x15GetMeshStatusResponse\x12)\n" +
+	"\x10wireguard_pubkey\x18\x01 \x01(\tR\x0fwireguardPubkey\x12!\n" +
+	"\fmesh_address\x18\x02 \x01(\tR\vmeshAddress\x12\x1f\n" +
+	"\vlisten_port\x18\x03 \x01(\rR\n" +
+	"listenPort\x12F\n" +
+	"\x05peers\x18\x04 \x03(\v20.metropolis.proto.api.GetMeshStatusResponse.PeerR\x05peers\x1a\xa8\x02\n" +
+	"\x04Peer\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
+	"\x10wireguard_pubkey\x18\x02 \x01(\tR\x0fwireguardPubkey\x12\x1a\n" +
+	"\bendpoint\x18\x03 \x01(\tR\bendpoint\x12)\n" +
+	"\x10allowed_prefixes\x18\x04 \x03(\tR\x0fallowedPrefixes\x12A\n" +
+	"\x0elast_handshake\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rlastHandshake\x12%\n" +
+	"\x0ereceived_bytes\x18\x06 \x01(\x04R\rreceivedBytes\x12+\n" +
+	"\x11transmitted_bytes\x18\a \x01(\x04R\x10transmittedBytes\"\xd6\x01\n" +
+	"\x10ProbePeerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12?\n" +
+	"\x04path\x18\x02 \x01(\x0e2+.metropolis.proto.api.ProbePeerRequest.PathR\x04path\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x16\n" +
+	"\x06marker\x18\x04 \x01(\tR\x06marker\":\n" +
+	"\x04Path\x12\x10\n" +
+	"\fPATH_INVALID\x10\x00\x12\r\n" +
+	"\tPATH_MESH\x10\x01\x12\x11\n" +
+	"\rPATH_EXTERNAL\x10\x02\"z\n" +
+	"\x11ProbePeerResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x8e\x01\n" +
 	"\rRebootRequest\x12<\n" +
 	"\x04type\x18\x01 \x01(\x0e2(.metropolis.proto.api.RebootRequest.TypeR\x04type\"?\n" +
 	"\x04Type\x12\x10\n" +
@@ -1751,12 +2186,16 @@ const file_metropolis_proto_api_management_proto_rawDesc = "" +
 	"DeleteNode\x12'.metropolis.proto.api.DeleteNodeRequest\x1a(.metropolis.proto.api.DeleteNodeResponse\"\x06\xc2>\x03\n" +
 	"\x01\t\x12y\n" +
 	"\x10ConfigureCluster\x12-.metropolis.proto.api.ConfigureClusterRequest\x1a..metropolis.proto.api.ConfigureClusterResponse\"\x06\xc2>\x03\n" +
-	"\x01\f2\xcc\x01\n" +
+	"\x01\f2\xa4\x03\n" +
 	"\x0eNodeManagement\x12]\n" +
 	"\x04Logs\x12$.metropolis.proto.api.GetLogsRequest\x1a%.metropolis.proto.api.GetLogsResponse\"\x06\xc2>\x03\n" +
 	"\x01\x060\x01\x12[\n" +
 	"\x06Reboot\x12#.metropolis.proto.api.RebootRequest\x1a$.metropolis.proto.api.RebootResponse\"\x06\xc2>\x03\n" +
-	"\x01\vB%Z#metropolis.dev/metropolis/proto/apib\x06proto3"
+	"\x01\v\x12p\n" +
+	"\rGetMeshStatus\x12*.metropolis.proto.api.GetMeshStatusRequest\x1a+.metropolis.proto.api.GetMeshStatusResponse\"\x06\xc2>\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\tProbePeer\x12&.metropolis.proto.api.ProbePeerRequest\x1a'.metropolis.proto.api.ProbePeerResponse\"\x06\xc2>\x03\n" +
+	"\x01\rB%Z#metropolis.dev/metropolis/proto/apib\x06proto3"
 
 var (
 	file_metropolis_proto_api_management_proto_rawDescOnce sync.Once
@@ -1770,100 +2209,117 @@ func file_metropolis_proto_api_management_proto_rawDescGZIP() []byte {
 	return file_metropolis_proto_api_management_proto_rawDescData
 }
 
-var file_metropolis_proto_api_management_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_metropolis_proto_api_management_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_metropolis_proto_api_management_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_metropolis_proto_api_management_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_metropolis_proto_api_management_proto_goTypes = []any{
 	(Node_Health)(0),                                        // 0: metropolis.proto.api.Node.Health
-	(RebootRequest_Type)(0),                                 // 1: metropolis.proto.api.RebootRequest.Type
-	(GetLogsRequest_BacklogMode)(0),                         // 2: metropolis.proto.api.GetLogsRequest.BacklogMode
-	(GetLogsRequest_StreamMode)(0),                          // 3: metropolis.proto.api.GetLogsRequest.StreamMode
-	(*GetRegisterTicketRequest)(nil),                        // 4: metropolis.proto.api.GetRegisterTicketRequest
-	(*GetRegisterTicketResponse)(nil),                       // 5: metropolis.proto.api.GetRegisterTicketResponse
-	(*GetClusterInfoRequest)(nil),                           // 6: metropolis.proto.api.GetClusterInfoRequest
-	(*GetClusterInfoResponse)(nil),                          // 7: metropolis.proto.api.GetClusterInfoResponse
-	(*GetNodesRequest)(nil),                                 // 8: metropolis.proto.api.GetNodesRequest
-	(*Node)(nil),                                            // 9: metropolis.proto.api.Node
-	(*ApproveNodeRequest)(nil),                              // 10: metropolis.proto.api.ApproveNodeRequest
-	(*ApproveNodeResponse)(nil),                             // 11: metropolis.proto.api.ApproveNodeResponse
-	(*UpdateNodeRolesRequest)(nil),                          // 12: metropolis.proto.api.UpdateNodeRolesRequest
-	(*UpdateNodeRolesResponse)(nil),                         // 13: metropolis.proto.api.UpdateNodeRolesResponse
-	(*UpdateNodeLabelsRequest)(nil),                         // 14: metropolis.proto.api.UpdateNodeLabelsRequest
-	(*UpdateNodeLabelsResponse)(nil),                        // 15: metropolis.proto.api.UpdateNodeLabelsResponse
-	(*DecommissionNodeRequest)(nil),                         // 16: metropolis.proto.api.DecommissionNodeRequest
-	(*DecommissionNodeResponse)(nil),                        // 17: metropolis.proto.api.DecommissionNodeResponse
-	(*DeleteNodeRequest)(nil),                               // 18: metropolis.proto.api.DeleteNodeRequest
-	(*DeleteNodeResponse)(nil),                              // 19: metropolis.proto.api.DeleteNodeResponse
-	(*ConfigureClusterRequest)(nil),                         // 20: metropolis.proto.api.ConfigureClusterRequest
-	(*ConfigureClusterResponse)(nil),                        // 21: metropolis.proto.api.ConfigureClusterResponse
-	(*RebootRequest)(nil),                                   // 22: metropolis.proto.api.RebootRequest
-	(*RebootResponse)(nil),                                  // 23: metropolis.proto.api.RebootResponse
-	(*GetLogsRequest)(nil),                                  // 24: metropolis.proto.api.GetLogsRequest
-	(*GetLogsResponse)(nil),                                 // 25: metropolis.proto.api.GetLogsResponse
-	(*UpdateNodeLabelsRequest_Pair)(nil),                    // 26: metropolis.proto.api.UpdateNodeLabelsRequest.Pair
-	(*DeleteNodeRequest_SafetyBypassHasRoles)(nil),          // 27: metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
-	(*DeleteNodeRequest_SafetyBypassNotDecommissioned)(nil), // 28: metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
-	(*common.ClusterDirectory)(nil),                         // 29: metropolis.proto.common.ClusterDirectory
-	(*common.ClusterConfiguration)(nil),                     // 30: metropolis.proto.common.ClusterConfiguration
-	(common.NodeState)(0),                                   // 31: metropolis.proto.common.NodeState
-	(*common.NodeStatus)(nil),                               // 32: metropolis.proto.common.NodeStatus
-	(*common.NodeRoles)(nil),                                // 33: metropolis.proto.common.NodeRoles
-	(*durationpb.Duration)(nil),                             // 34: google.protobuf.Duration
-	(common.NodeTPMUsage)(0),                                // 35: metropolis.proto.common.NodeTPMUsage
-	(*common.NodeLabels)(nil),                               // 36: metropolis.proto.common.NodeLabels
-	(*fieldmaskpb.FieldMask)(nil),                           // 37: google.protobuf.FieldMask
-	(*common.LogFilter)(nil),                                // 38: metropolis.proto.common.LogFilter
-	(*proto.LogEntry)(nil),                                  // 39: osbase.logtree.proto.LogEntry
+	(ProbePeerRequest_Path)(0),                              // 1: metropolis.proto.api.ProbePeerRequest.Path
+	(RebootRequest_Type)(0),                                 // 2: metropolis.proto.api.RebootRequest.Type
+	(GetLogsRequest_BacklogMode)(0),                         // 3: metropolis.proto.api.GetLogsRequest.BacklogMode
+	(GetLogsRequest_StreamMode)(0),                          // 4: metropolis.proto.api.GetLogsRequest.StreamMode
+	(*GetRegisterTicketRequest)(nil),                        // 5: metropolis.proto.api.GetRegisterTicketRequest
+	(*GetRegisterTicketResponse)(nil),                       // 6: metropolis.proto.api.GetRegisterTicketResponse
+	(*GetClusterInfoRequest)(nil),                           // 7: metropolis.proto.api.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),                          // 8: metropolis.proto.api.GetClusterInfoResponse
+	(*GetNodesRequest)(nil),                                 // 9: metropolis.proto.api.GetNodesRequest
+	(*Node)(nil),                                            // 10: metropolis.proto.api.Node
+	(*ApproveNodeRequest)(nil),                              // 11: metropolis.proto.api.ApproveNodeRequest
+	(*ApproveNodeResponse)(nil),                             // 12: metropolis.proto.api.ApproveNodeResponse
+	(*UpdateNodeRolesRequest)(nil),                          // 13: metropolis.proto.api.UpdateNodeRolesRequest
+	(*UpdateNodeRolesResponse)(nil),                         // 14: metropolis.proto.api.UpdateNodeRolesResponse
+	(*UpdateNodeLabelsRequest)(nil),                         // 15: metropolis.proto.api.UpdateNodeLabelsRequest
+	(*UpdateNodeLabelsResponse)(nil),                        // 16: metropolis.proto.api.UpdateNodeLabelsResponse
+	(*DecommissionNodeRequest)(nil),                         // 17: metropolis.proto.api.DecommissionNodeRequest
+	(*DecommissionNodeResponse)(nil),                        // 18: metropolis.proto.api.DecommissionNodeResponse
+	(*DeleteNodeRequest)(nil),                               // 19: metropolis.proto.api.DeleteNodeRequest
+	(*DeleteNodeResponse)(nil),                              // 20: metropolis.proto.api.DeleteNodeResponse
+	(*ConfigureClusterRequest)(nil),                         // 21: metropolis.proto.api.ConfigureClusterRequest
+	(*ConfigureClusterResponse)(nil),                        // 22: metropolis.proto.api.ConfigureClusterResponse
+	(*GetMeshStatusRequest)(nil),                            // 23: metropolis.proto.api.GetMeshStatusRequest
+	(*GetMeshStatusResponse)(nil),                           // 24: metropolis.proto.api.GetMeshStatusResponse
+	(*ProbePeerRequest)(nil),                                // 25: metropolis.proto.api.ProbePeerRequest
+	(*ProbePeerResponse)(nil),                               // 26: metropolis.proto.api.ProbePeerResponse
+	(*RebootRequest)(nil),                                   // 27: metropolis.proto.api.RebootRequest
+	(*RebootResponse)(nil),                                  // 28: metropolis.proto.api.RebootResponse
+	(*GetLogsRequest)(nil),                                  // 29: metropolis.proto.api.GetLogsRequest
+	(*GetLogsResponse)(nil),                                 // 30: metropolis.proto.api.GetLogsResponse
+	(*UpdateNodeLabelsRequest_Pair)(nil),                    // 31: metropolis.proto.api.UpdateNodeLabelsRequest.Pair
+	(*DeleteNodeRequest_SafetyBypassHasRoles)(nil),          // 32: metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
+	(*DeleteNodeRequest_SafetyBypassNotDecommissioned)(nil), // 33: metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
+	(*GetMeshStatusResponse_Peer)(nil),                      // 34: metropolis.proto.api.GetMeshStatusResponse.Peer
+	(*common.ClusterDirectory)(nil),                         // 35: metropolis.proto.common.ClusterDirectory
+	(*common.ClusterConfiguration)(nil),                     // 36: metropolis.proto.common.ClusterConfiguration
+	(common.NodeState)(0),                                   // 37: metropolis.proto.common.NodeState
+	(*common.NodeStatus)(nil),                               // 38: metropolis.proto.common.NodeStatus
+	(*common.NodeRoles)(nil),                                // 39: metropolis.proto.common.NodeRoles
+	(*durationpb.Duration)(nil),                             // 40: google.protobuf.Duration
+	(common.NodeTPMUsage)(0),                                // 41: metropolis.proto.common.NodeTPMUsage
+	(*common.NodeLabels)(nil),                               // 42: metropolis.proto.common.NodeLabels
+	(*common.NodeClusterNetworking)(nil),                    // 43: metropolis.proto.common.NodeClusterNetworking
+	(*fieldmaskpb.FieldMask)(nil),                           // 44: google.protobuf.FieldMask
+	(*common.LogFilter)(nil),                                // 45: metropolis.proto.common.LogFilter
+	(*proto.LogEntry)(nil),                                  // 46: osbase.logtree.proto.LogEntry
+	(*timestamppb.Timestamp)(nil),                           // 47: google.protobuf.Timestamp
 }
 var file_metropolis_proto_api_management_proto_depIdxs = []int32{
-	29, // 0: metropolis.proto.api.GetClusterInfoResponse.cluster_directory:type_name -> metropolis.proto.common.ClusterDirectory
-	30, // 1: metropolis.proto.api.GetClusterInfoResponse.cluster_configuration:type_name -> metropolis.proto.common.ClusterConfiguration
-	31, // 2: metropolis.proto.api.Node.state:type_name -> metropolis.proto.common.NodeState
-	32, // 3: metropolis.proto.api.Node.status:type_name -> metropolis.proto.common.NodeStatus
-	33, // 4: metropolis.proto.api.Node.roles:type_name -> metropolis.proto.common.NodeRoles
+	35, // 0: metropolis.proto.api.GetClusterInfoResponse.cluster_directory:type_name -> metropolis.proto.common.ClusterDirectory
+	36, // 1: metropolis.proto.api.GetClusterInfoResponse.cluster_configuration:type_name -> metropolis.proto.common.ClusterConfiguration
+	37, // 2: metropolis.proto.api.Node.state:type_name -> metropolis.proto.common.NodeState
+	38, // 3: metropolis.proto.api.Node.status:type_name -> metropolis.proto.common.NodeStatus
+	39, // 4: metropolis.proto.api.Node.roles:type_name -> metropolis.proto.common.NodeRoles
 	0,  // 5: metropolis.proto.api.Node.health:type_name -> metropolis.proto.api.Node.Health
-	34, // 6: metropolis.proto.api.Node.time_since_heartbeat:type_name -> google.protobuf.Duration
-	35, // 7: metropolis.proto.api.Node.tpm_usage:type_name -> metropolis.proto.common.NodeTPMUsage
-	36, // 8: metropolis.proto.api.Node.labels:type_name -> metropolis.proto.common.NodeLabels
-	26, // 9: metropolis.proto.api.UpdateNodeLabelsRequest.upsert:type_name -> metropolis.proto.api.UpdateNodeLabelsRequest.Pair
-	27, // 10: metropolis.proto.api.DeleteNodeRequest.safety_bypass_has_roles:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
-	28, // 11: metropolis.proto.api.DeleteNodeRequest.safety_bypass_not_decommissioned:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
-	30, // 12: metropolis.proto.api.ConfigureClusterRequest.base_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	30, // 13: metropolis.proto.api.ConfigureClusterRequest.new_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	37, // 14: metropolis.proto.api.ConfigureClusterRequest.update_mask:type_name -> google.protobuf.FieldMask
-	30, // 15: metropolis.proto.api.ConfigureClusterResponse.resulting_config:type_name -> metropolis.proto.common.ClusterConfiguration
-	1,  // 16: metropolis.proto.api.RebootRequest.type:type_name -> metropolis.proto.api.RebootRequest.Type
-	38, // 17: metropolis.proto.api.GetLogsRequest.filters:type_name -> metropolis.proto.common.LogFilter
-	2,  // 18: metropolis.proto.api.GetLogsRequest.backlog_mode:type_name -> metropolis.proto.api.GetLogsRequest.BacklogMode
-	3,  // 19: metropolis.proto.api.GetLogsRequest.stream_mode:type_name -> metropolis.proto.api.GetLogsRequest.StreamMode
-	39, // 20: metropolis.proto.api.GetLogsResponse.backlog_entries:type_name -> osbase.logtree.proto.LogEntry
-	39, // 21: metropolis.proto.api.GetLogsResponse.stream_entries:type_name -> osbase.logtree.proto.LogEntry
-	4,  // 22: metropolis.proto.api.Management.GetRegisterTicket:input_type -> metropolis.proto.api.GetRegisterTicketRequest
-	6,  // 23: metropolis.proto.api.Management.GetClusterInfo:input_type -> metropolis.proto.api.GetClusterInfoRequest
-	8,  // 24: metropolis.proto.api.Management.GetNodes:input_type -> metropolis.proto.api.GetNodesRequest
-	10, // 25: metropolis.proto.api.Management.ApproveNode:input_type -> metropolis.proto.api.ApproveNodeRequest
-	12, // 26: metropolis.proto.api.Management.UpdateNodeRoles:input_type -> metropolis.proto.api.UpdateNodeRolesRequest
-	14, // 27: metropolis.proto.api.Management.UpdateNodeLabels:input_type -> metropolis.proto.api.UpdateNodeLabelsRequest
-	16, // 28: metropolis.proto.api.Management.DecommissionNode:input_type -> metropolis.proto.api.DecommissionNodeRequest
-	18, // 29: metropolis.proto.api.Management.DeleteNode:input_type -> metropolis.proto.api.DeleteNodeRequest
-	20, // 30: metropolis.proto.api.Management.ConfigureCluster:input_type -> metropolis.proto.api.ConfigureClusterRequest
-	24, // 31: metropolis.proto.api.NodeManagement.Logs:input_type -> metropolis.proto.api.GetLogsRequest
-	22, // 32: metropolis.proto.api.NodeManagement.Reboot:input_type -> metropolis.proto.api.RebootRequest
-	5,  // 33: metropolis.proto.api.Management.GetRegisterTicket:output_type -> metropolis.proto.api.GetRegisterTicketResponse
-	7,  // 34: metropolis.proto.api.Management.GetClusterInfo:output_type -> metropolis.proto.api.GetClusterInfoResponse
-	9,  // 35: metropolis.proto.api.Management.GetNodes:output_type -> metropolis.proto.api.Node
-	11, // 36: metropolis.proto.api.Management.ApproveNode:output_type -> metropolis.proto.api.ApproveNodeResponse
-	13, // 37: metropolis.proto.api.Management.UpdateNodeRoles:output_type -> metropolis.proto.api.UpdateNodeRolesResponse
-	15, // 38: metropolis.proto.api.Management.UpdateNodeLabels:output_type -> metropolis.proto.api.UpdateNodeLabelsResponse
-	17, // 39: metropolis.proto.api.Management.DecommissionNode:output_type -> metropolis.proto.api.DecommissionNodeResponse
-	19, // 40: metropolis.proto.api.Management.DeleteNode:output_type -> metropolis.proto.api.DeleteNodeResponse
-	21, // 41: metropolis.proto.api.Management.ConfigureCluster:output_type -> metropolis.proto.api.ConfigureClusterResponse
-	25, // 42: metropolis.proto.api.NodeManagement.Logs:output_type -> metropolis.proto.api.GetLogsResponse
-	23, // 43: metropolis.proto.api.NodeManagement.Reboot:output_type -> metropolis.proto.api.RebootResponse
-	33, // [33:44] is the sub-list for method output_type
-	22, // [22:33] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	40, // 6: metropolis.proto.api.Node.time_since_heartbeat:type_name -> google.protobuf.Duration
+	41, // 7: metropolis.proto.api.Node.tpm_usage:type_name -> metropolis.proto.common.NodeTPMUsage
+	42, // 8: metropolis.proto.api.Node.labels:type_name -> metropolis.proto.common.NodeLabels
+	43, // 9: metropolis.proto.api.Node.clusternet:type_name -> metropolis.proto.common.NodeClusterNetworking
+	31, // 10: metropolis.proto.api.UpdateNodeLabelsRequest.upsert:type_name -> metropolis.proto.api.UpdateNodeLabelsRequest.Pair
+	32, // 11: metropolis.proto.api.DeleteNodeRequest.safety_bypass_has_roles:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassHasRoles
+	33, // 12: metropolis.proto.api.DeleteNodeRequest.safety_bypass_not_decommissioned:type_name -> metropolis.proto.api.DeleteNodeRequest.SafetyBypassNotDecommissioned
+	36, // 13: metropolis.proto.api.ConfigureClusterRequest.base_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	36, // 14: metropolis.proto.api.ConfigureClusterRequest.new_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	44, // 15: metropolis.proto.api.ConfigureClusterRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 16: metropolis.proto.api.ConfigureClusterResponse.resulting_config:type_name -> metropolis.proto.common.ClusterConfiguration
+	34, // 17: metropolis.proto.api.GetMeshStatusResponse.peers:type_name -> metropolis.proto.api.GetMeshStatusResponse.Peer
+	1,  // 18: metropolis.proto.api.ProbePeerRequest.path:type_name -> metropolis.proto.api.ProbePeerRequest.Path
+	40, // 19: metropolis.proto.api.ProbePeerResponse.duration:type_name -> google.protobuf.Duration
+	2,  // 20: metropolis.proto.api.RebootRequest.type:type_name -> metropolis.proto.api.RebootRequest.Type
+	45, // 21: metropolis.proto.api.GetLogsRequest.filters:type_name -> metropolis.proto.common.LogFilter
+	3,  // 22: metropolis.proto.api.GetLogsRequest.backlog_mode:type_name -> metropolis.proto.api.GetLogsRequest.BacklogMode
+	4,  // 23: metropolis.proto.api.GetLogsRequest.stream_mode:type_name -> metropolis.proto.api.GetLogsRequest.StreamMode
+	46, // 24: metropolis.proto.api.GetLogsResponse.backlog_entries:type_name -> osbase.logtree.proto.LogEntry
+	46, // 25: metropolis.proto.api.GetLogsResponse.stream_entries:type_name -> osbase.logtree.proto.LogEntry
+	47, // 26: metropolis.proto.api.GetMeshStatusResponse.Peer.last_handshake:type_name -> google.protobuf.Timestamp
+	5,  // 27: metropolis.proto.api.Management.GetRegisterTicket:input_type -> metropolis.proto.api.GetRegisterTicketRequest
+	7,  // 28: metropolis.proto.api.Management.GetClusterInfo:input_type -> metropolis.proto.api.GetClusterInfoRequest
+	9,  // 29: metropolis.proto.api.Management.GetNodes:input_type -> metropolis.proto.api.GetNodesRequest
+	11, // 30: metropolis.proto.api.Management.ApproveNode:input_type -> metropolis.proto.api.ApproveNodeRequest
+	13, // 31: metropolis.proto.api.Management.UpdateNodeRoles:input_type -> metropolis.proto.api.UpdateNodeRolesRequest
+	15, // 32: metropolis.proto.api.Management.UpdateNodeLabels:input_type -> metropolis.proto.api.UpdateNodeLabelsRequest
+	17, // 33: metropolis.proto.api.Management.DecommissionNode:input_type -> metropolis.proto.api.DecommissionNodeRequest
+	19, // 34: metropolis.proto.api.Management.DeleteNode:input_type -> metropolis.proto.api.DeleteNodeRequest
+	21, // 35: metropolis.proto.api.Management.ConfigureCluster:input_type -> metropolis.proto.api.ConfigureClusterRequest
+	29, // 36: metropolis.proto.api.NodeManagement.Logs:input_type -> metropolis.proto.api.GetLogsRequest
+	27, // 37: metropolis.proto.api.NodeManagement.Reboot:input_type -> metropolis.proto.api.RebootRequest
+	23, // 38: metropolis.proto.api.NodeManagement.GetMeshStatus:input_type -> metropolis.proto.api.GetMeshStatusRequest
+	25, // 39: metropolis.proto.api.NodeManagement.ProbePeer:input_type -> metropolis.proto.api.ProbePeerRequest
+	6,  // 40: metropolis.proto.api.Management.GetRegisterTicket:output_type -> metropolis.proto.api.GetRegisterTicketResponse
+	8,  // 41: metropolis.proto.api.Management.GetClusterInfo:output_type -> metropolis.proto.api.GetClusterInfoResponse
+	10, // 42: metropolis.proto.api.Management.GetNodes:output_type -> metropolis.proto.api.Node
+	12, // 43: metropolis.proto.api.Management.ApproveNode:output_type -> metropolis.proto.api.ApproveNodeResponse
+	14, // 44: metropolis.proto.api.Management.UpdateNodeRoles:output_type -> metropolis.proto.api.UpdateNodeRolesResponse
+	16, // 45: metropolis.proto.api.Management.UpdateNodeLabels:output_type -> metropolis.proto.api.UpdateNodeLabelsResponse
+	18, // 46: metropolis.proto.api.Management.DecommissionNode:output_type -> metropolis.proto.api.DecommissionNodeResponse
+	20, // 47: metropolis.proto.api.Management.DeleteNode:output_type -> metropolis.proto.api.DeleteNodeResponse
+	22, // 48: metropolis.proto.api.Management.ConfigureCluster:output_type -> metropolis.proto.api.ConfigureClusterResponse
+	30, // 49: metropolis.proto.api.NodeManagement.Logs:output_type -> metropolis.proto.api.GetLogsResponse
+	28, // 50: metropolis.proto.api.NodeManagement.Reboot:output_type -> metropolis.proto.api.RebootResponse
+	24, // 51: metropolis.proto.api.NodeManagement.GetMeshStatus:output_type -> metropolis.proto.api.GetMeshStatusResponse
+	26, // 52: metropolis.proto.api.NodeManagement.ProbePeer:output_type -> metropolis.proto.api.ProbePeerResponse
+	40, // [40:53] is the sub-list for method output_type
+	27, // [27:40] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_metropolis_proto_api_management_proto_init() }
@@ -1892,8 +2348,8 @@ func file_metropolis_proto_api_management_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metropolis_proto_api_management_proto_rawDesc), len(file_metropolis_proto_api_management_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   25,
+			NumEnums:      5,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -463,8 +463,10 @@ var Management_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	NodeManagement_Logs_FullMethodName   = "/metropolis.proto.api.NodeManagement/Logs"
-	NodeManagement_Reboot_FullMethodName = "/metropolis.proto.api.NodeManagement/Reboot"
+	NodeManagement_Logs_FullMethodName          = "/metropolis.proto.api.NodeManagement/Logs"
+	NodeManagement_Reboot_FullMethodName        = "/metropolis.proto.api.NodeManagement/Reboot"
+	NodeManagement_GetMeshStatus_FullMethodName = "/metropolis.proto.api.NodeManagement/GetMeshStatus"
+	NodeManagement_ProbePeer_FullMethodName     = "/metropolis.proto.api.NodeManagement/ProbePeer"
 )
 
 // NodeManagementClient is the client API for NodeManagement service.
@@ -479,6 +481,12 @@ type NodeManagementClient interface {
 	Logs(ctx context.Context, in *GetLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetLogsResponse], error)
 	// Reboot restarts or powers off the node, shortly after answering.
 	Reboot(ctx context.Context, in *RebootRequest, opts ...grpc.CallOption) (*RebootResponse, error)
+	// GetMeshStatus describes the node's side of the cluster network mesh:
+	// its own key and address, and every peer as the kernel sees it.
+	GetMeshStatus(ctx context.Context, in *GetMeshStatusRequest, opts ...grpc.CallOption) (*GetMeshStatusResponse, error)
+	// ProbePeer makes the node send bytes to another node over TCP, through
+	// the mesh or over the plain network, and reports how long that took.
+	ProbePeer(ctx context.Context, in *ProbePeerRequest, opts ...grpc.CallOption) (*ProbePeerResponse, error)
 }
 
 type nodeManagementClient struct {
@@ -518,6 +526,26 @@ func (c *nodeManagementClient) Reboot(ctx context.Context, in *RebootRequest, op
 	return out, nil
 }
 
+func (c *nodeManagementClient) GetMeshStatus(ctx context.Context, in *GetMeshStatusRequest, opts ...grpc.CallOption) (*GetMeshStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMeshStatusResponse)
+	err := c.cc.Invoke(ctx, NodeManagement_GetMeshStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeManagementClient) ProbePeer(ctx context.Context, in *ProbePeerRequest, opts ...grpc.CallOption) (*ProbePeerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProbePeerResponse)
+	err := c.cc.Invoke(ctx, NodeManagement_ProbePeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeManagementServer is the server API for NodeManagement service.
 // All implementations must embed UnimplementedNodeManagementServer
 // for forward compatibility.
@@ -530,6 +558,12 @@ type NodeManagementServer interface {
 	Logs(*GetLogsRequest, grpc.ServerStreamingServer[GetLogsResponse]) error
 	// Reboot restarts or powers off the node, shortly after answering.
 	Reboot(context.Context, *RebootRequest) (*RebootResponse, error)
+	// GetMeshStatus describes the node's side of the cluster network mesh:
+	// its own key and address, and every peer as the kernel sees it.
+	GetMeshStatus(context.Context, *GetMeshStatusRequest) (*GetMeshStatusResponse, error)
+	// ProbePeer makes the node send bytes to another node over TCP, through
+	// the mesh or over the plain network, and reports how long that took.
+	ProbePeer(context.Context, *ProbePeerRequest) (*ProbePeerResponse, error)
 	mustEmbedUnimplementedNodeManagementServer()
 }
 
@@ -545,6 +579,12 @@ func (UnimplementedNodeManagementServer) Logs(*GetLogsRequest, grpc.ServerStream
 }
 func (UnimplementedNodeManagementServer) Reboot(context.Context, *RebootRequest) (*RebootResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reboot not implemented")
+}
+func (UnimplementedNodeManagementServer) GetMeshStatus(context.Context, *GetMeshStatusRequest) (*GetMeshStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMeshStatus not implemented")
+}
+func (UnimplementedNodeManagementServer) ProbePeer(context.Context, *ProbePeerRequest) (*ProbePeerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProbePeer not implemented")
 }
 func (UnimplementedNodeManagementServer) mustEmbedUnimplementedNodeManagementServer() {}
 func (UnimplementedNodeManagementServer) testEmbeddedByValue()                        {}
@@ -596,6 +636,42 @@ func _NodeManagement_Reboot_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeManagement_GetMeshStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMeshStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeManagementServer).GetMeshStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeManagement_GetMeshStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeManagementServer).GetMeshStatus(ctx, req.(*GetMeshStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeManagement_ProbePeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProbePeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeManagementServer).ProbePeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeManagement_ProbePeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeManagementServer).ProbePeer(ctx, req.(*ProbePeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeManagement_ServiceDesc is the grpc.ServiceDesc for NodeManagement service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -606,6 +682,14 @@ var NodeManagement_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reboot",
 			Handler:    _NodeManagement_Reboot_Handler,
+		},
+		{
+			MethodName: "GetMeshStatus",
+			Handler:    _NodeManagement_GetMeshStatus_Handler,
+		},
+		{
+			MethodName: "ProbePeer",
+			Handler:    _NodeManagement_ProbePeer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -552,7 +552,11 @@ type NodeClusterNetworking struct {
 	WireguardPubkey string `protobuf:"bytes,1,opt,name=wireguard_pubkey,json=wireguardPubkey,proto3" json:"wireguard_pubkey,omitempty"`
 	// prefixes the node routes into the mesh (its pod networks and its own
 	// external address).
-	Prefixes      []*NodeClusterNetworking_Prefix `protobuf:"bytes,2,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	Prefixes []*NodeClusterNetworking_Prefix `protobuf:"bytes,2,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	// mesh_address is the node's own address in the mesh, assigned by the
+	// curator when the node first publishes its key and kept until the node
+	// is deleted. Nodes do not set it.
+	MeshAddress   string `protobuf:"bytes,3,opt,name=mesh_address,json=meshAddress,proto3" json:"mesh_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +603,13 @@ func (x *NodeClusterNetworking) GetPrefixes() []*NodeClusterNetworking_Prefix {
 		return x.Prefixes
 	}
 	return nil
+}
+
+func (x *NodeClusterNetworking) GetMeshAddress() string {
+	if x != nil {
+		return x.MeshAddress
+	}
+	return ""
 }
 
 // ClusterConfiguration is the cluster-wide configuration, set at bootstrap
@@ -1555,10 +1566,11 @@ const file_metropolis_proto_common_common_proto_rawDesc = "" +
 	"\x02id\x18\x03 \x01(\tR\x02id\x12T\n" +
 	"\taddresses\x18\x02 \x03(\v26.metropolis.proto.common.ClusterDirectory.Node.AddressR\taddresses\x1a\x1d\n" +
 	"\aAddress\x12\x12\n" +
-	"\x04host\x18\x01 \x01(\tR\x04hostJ\x04\b\x01\x10\x02J\x04\b\x01\x10\x02\"\xb3\x01\n" +
+	"\x04host\x18\x01 \x01(\tR\x04hostJ\x04\b\x01\x10\x02J\x04\b\x01\x10\x02\"\xd6\x01\n" +
 	"\x15NodeClusterNetworking\x12)\n" +
 	"\x10wireguard_pubkey\x18\x01 \x01(\tR\x0fwireguardPubkey\x12Q\n" +
-	"\bprefixes\x18\x02 \x03(\v25.metropolis.proto.common.NodeClusterNetworking.PrefixR\bprefixes\x1a\x1c\n" +
+	"\bprefixes\x18\x02 \x03(\v25.metropolis.proto.common.NodeClusterNetworking.PrefixR\bprefixes\x12!\n" +
+	"\fmesh_address\x18\x03 \x01(\tR\vmeshAddress\x1a\x1c\n" +
 	"\x06Prefix\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\"\xa3\a\n" +
 	"\x14ClusterConfiguration\x12%\n" +

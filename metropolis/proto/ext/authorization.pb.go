@@ -46,6 +46,9 @@ const (
 	Permission_PERMISSION_UPDATE_NODE_LABELS    Permission = 10
 	Permission_PERMISSION_NODE_POWER_MANAGEMENT Permission = 11
 	Permission_PERMISSION_CONFIGURE_CLUSTER     Permission = 12
+	// Make a node send test traffic to another node, to check and measure the
+	// network between them.
+	Permission_PERMISSION_PROBE_NETWORK Permission = 13
 )
 
 // Enum value maps for Permission.
@@ -64,6 +67,7 @@ var (
 		10: "PERMISSION_UPDATE_NODE_LABELS",
 		11: "PERMISSION_NODE_POWER_MANAGEMENT",
 		12: "PERMISSION_CONFIGURE_CLUSTER",
+		13: "PERMISSION_PROBE_NETWORK",
 	}
 	Permission_value = map[string]int32{
 		"PERMISSION_UNSPECIFIED":           0,
@@ -79,6 +83,7 @@ var (
 		"PERMISSION_UPDATE_NODE_LABELS":    10,
 		"PERMISSION_NODE_POWER_MANAGEMENT": 11,
 		"PERMISSION_CONFIGURE_CLUSTER":     12,
+		"PERMISSION_PROBE_NETWORK":         13,
 	}
 )
 
@@ -192,7 +197,7 @@ const file_metropolis_proto_ext_authorization_proto_rawDesc = "" +
 	"(metropolis/proto/ext/authorization.proto\x12\x14metropolis.proto.ext\x1a google/protobuf/descriptor.proto\"z\n" +
 	"\rAuthorization\x124\n" +
 	"\x04need\x18\x01 \x03(\x0e2 .metropolis.proto.ext.PermissionR\x04need\x123\n" +
-	"\x15allow_unauthenticated\x18\x02 \x01(\bR\x14allowUnauthenticated*\xb4\x03\n" +
+	"\x15allow_unauthenticated\x18\x02 \x01(\bR\x14allowUnauthenticated*\xd2\x03\n" +
 	"\n" +
 	"Permission\x12\x1a\n" +
 	"\x16PERMISSION_UNSPECIFIED\x10\x00\x12\"\n" +
@@ -208,7 +213,8 @@ const file_metropolis_proto_ext_authorization_proto_rawDesc = "" +
 	"\x1dPERMISSION_UPDATE_NODE_LABELS\x10\n" +
 	"\x12$\n" +
 	" PERMISSION_NODE_POWER_MANAGEMENT\x10\v\x12 \n" +
-	"\x1cPERMISSION_CONFIGURE_CLUSTER\x10\f:j\n" +
+	"\x1cPERMISSION_CONFIGURE_CLUSTER\x10\f\x12\x1c\n" +
+	"\x18PERMISSION_PROBE_NETWORK\x10\r:j\n" +
 	"\rauthorization\x12\x1e.google.protobuf.MethodOptions\x18\xe8\a \x01(\v2#.metropolis.proto.ext.AuthorizationR\rauthorizationB%Z#metropolis.dev/metropolis/proto/extb\x06proto3"
 
 var (

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"metropolis.dev/metropolis/node"
 	"metropolis.dev/metropolis/node/core/consensus"
 	"metropolis.dev/metropolis/node/core/curator"
 	"metropolis.dev/metropolis/node/core/curator/curatortest"
@@ -821,27 +823,62 @@ func testUpdateNodeClusterNetworking(t *testing.T, c *curatortest.Cluster) {
 		return base64.StdEncoding.EncodeToString(k)
 	}
 	key := wgKey()
-	set := func(n *curatortest.Node, key string, prefixes ...string) error {
+	publish := func(n *curatortest.Node, key string, prefixes ...string) (*ipb.UpdateNodeClusterNetworkingResponse, error) {
 		cn := &cpb.NodeClusterNetworking{WireguardPubkey: key}
 		for _, p := range prefixes {
 			cn.Prefixes = append(cn.Prefixes, &cpb.NodeClusterNetworking_Prefix{Cidr: p})
 		}
-		_, err := nodeCurator(t, n).UpdateNodeClusterNetworking(ctx, &ipb.UpdateNodeClusterNetworkingRequest{Clusternet: cn})
+		return nodeCurator(t, n).UpdateNodeClusterNetworking(ctx, &ipb.UpdateNodeClusterNetworkingRequest{Clusternet: cn})
+	}
+	set := func(n *curatortest.Node, key string, prefixes ...string) error {
+		_, err := publish(n, key, prefixes...)
 		return err
 	}
-	if err := set(n, key, "10.192.1.0/24", n.Host+"/32"); err != nil {
+	res, err := publish(n, key, "10.192.1.0/24", n.Host+"/32")
+	if err != nil {
 		t.Fatalf("UpdateNodeClusterNetworking: %v", err)
 	}
-	watch, err := nodeCurator(t, n).Watch(ctx, &ipb.WatchRequest{Kind: &ipb.WatchRequest_NodeInCluster_{NodeInCluster: &ipb.WatchRequest_NodeInCluster{NodeId: n.ID}}})
-	if err != nil {
-		t.Fatal(err)
+	meshAddress := res.MeshAddress
+	if addr, err := netip.ParseAddr(meshAddress); err != nil || !node.MeshAddresses.Contains(addr) {
+		t.Fatalf("mesh address %q is not within %s", meshAddress, node.MeshAddresses)
 	}
-	ev, err := watch.Recv()
-	if err != nil {
-		t.Fatal(err)
+	stored := func(n *curatortest.Node) *cpb.NodeClusterNetworking {
+		t.Helper()
+		watch, err := nodeCurator(t, n).Watch(ctx, &ipb.WatchRequest{Kind: &ipb.WatchRequest_NodeInCluster_{NodeInCluster: &ipb.WatchRequest_NodeInCluster{NodeId: n.ID}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := watch.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev.Nodes[0].Clusternet
 	}
-	if got := ev.Nodes[0].Clusternet; got.GetWireguardPubkey() != key || len(got.Prefixes) != 2 {
-		t.Errorf("clusternet %v not stored", got)
+	if got := stored(n); got.GetWireguardPubkey() != key || len(got.Prefixes) != 2 || got.MeshAddress != meshAddress {
+		t.Errorf("clusternet %v not stored with mesh address %s", got, meshAddress)
+	}
+	// Publishing again, with other prefixes, keeps the address.
+	if res, err := publish(n, key, n.Host+"/32"); err != nil || res.MeshAddress != meshAddress {
+		t.Errorf("second publish: mesh address %q, error %v; want %s kept", res.GetMeshAddress(), err, meshAddress)
+	}
+	otherRes, err := publish(other, wgKey(), other.Host+"/32")
+	if err != nil {
+		t.Fatalf("UpdateNodeClusterNetworking of the other node: %v", err)
+	}
+	if otherRes.MeshAddress == meshAddress {
+		t.Errorf("both nodes were given mesh address %s", meshAddress)
+	}
+	wantCode(t, "prefix of another node", set(other, wgKey(), "10.192.1.0/25"), codes.OK)
+	wantCode(t, "overlapping prefix of another node", set(n, key, "10.192.1.0/24"), codes.FailedPrecondition)
+	wantCode(t, "prefix within mesh addresses", set(n, key, otherRes.MeshAddress+"/32"), codes.InvalidArgument)
+	wantCode(t, "mesh address set by node", func() error {
+		_, err := nodeCurator(t, n).UpdateNodeClusterNetworking(ctx, &ipb.UpdateNodeClusterNetworkingRequest{
+			Clusternet: &cpb.NodeClusterNetworking{WireguardPubkey: key, MeshAddress: "10.223.0.99"},
+		})
+		return err
+	}(), codes.InvalidArgument)
+	if got := stored(n); got.GetWireguardPubkey() != key || got.MeshAddress != meshAddress {
+		t.Errorf("refused updates changed the stored clusternet to %v", got)
 	}
 	wantCode(t, "key of another node", set(other, key), codes.FailedPrecondition)
 	wantCode(t, "prefix outside pod network", set(n, key, "10.0.0.0/24"), codes.InvalidArgument)

@@ -415,16 +415,28 @@ func (s *curatorServer) UpdateNodeClusterNetworking(ctx context.Context, req *ip
 	if err != nil {
 		return nil, rpcError(ctx, "listing nodes", err)
 	}
+	others := make(map[string]*cpb.NodeClusterNetworking)
 	for _, other := range all {
-		if other.id != caller.ID && other.node.Clusternet.GetWireguardPubkey() == cn.WireguardPubkey {
-			return nil, status.Errorf(codes.FailedPrecondition, "WireGuard key is already used by node %s", other.id)
+		if other.id != caller.ID {
+			others[other.id] = other.node.Clusternet
 		}
+	}
+	if err := checkClusternetConflicts(cn, others); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	cn.MeshAddress = n.Clusternet.GetMeshAddress()
+	if cn.MeshAddress == "" {
+		addr, err := freeMeshAddress(others)
+		if err != nil {
+			return nil, status.Errorf(codes.ResourceExhausted, "%v", err)
+		}
+		cn.MeshAddress = addr.String()
 	}
 	n.Clusternet = cn
 	if err := s.saveNode(ctx, n); err != nil {
 		return nil, err
 	}
-	return &ipb.UpdateNodeClusterNetworkingResponse{}, nil
+	return &ipb.UpdateNodeClusterNetworkingResponse{MeshAddress: cn.MeshAddress}, nil
 }
 
 func (s *curatorServer) GetConsensusStatus(ctx context.Context, _ *ipb.GetConsensusStatusRequest) (*ipb.GetConsensusStatusResponse, error) {

@@ -109,6 +109,7 @@ func (l *leadership) managementNode(n *ppb.Node, now time.Time) *apb.Node {
 		TimeSinceHeartbeat: durationpb.New(sinceHeartbeat),
 		TpmUsage:           n.TpmUsage,
 		Labels:             sortedLabels(n.Labels),
+		Clusternet:         n.Clusternet,
 	}
 }
 

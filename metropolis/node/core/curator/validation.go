@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -33,10 +34,6 @@ const (
 	// clusterUnlockKeySize is the size of a cluster unlock key.
 	clusterUnlockKeySize = 32
 )
-
-// podNetwork is the range nodes route pod prefixes from through the
-// cluster network.
-var podNetwork = netip.MustParsePrefix("10.192.0.0/11")
 
 // invalidArgument returns an InvalidArgument status error.
 func invalidArgument(format string, args ...any) error {
@@ -157,6 +154,9 @@ func validateClusternet(cn *cpb.NodeClusterNetworking) (*cpb.NodeClusterNetworki
 	if cn.WireguardPubkey == "" {
 		return nil, errors.New("clusternet.wireguard_pubkey missing")
 	}
+	if cn.MeshAddress != "" {
+		return nil, errors.New("clusternet.mesh_address is assigned by the curator, not set by nodes")
+	}
 	if _, err := decodeWireguardKey(cn.WireguardPubkey); err != nil {
 		return nil, err
 	}
@@ -178,18 +178,44 @@ func validateClusternet(cn *cpb.NodeClusterNetworking) (*cpb.NodeClusterNetworki
 }
 
 // checkClusternetPrefixes checks that a node with the given external
-// address may route the (canonical) prefixes of cn: pod networks, and its
-// own address.
+// address may route the (canonical) prefixes of cn: networks within the
+// cluster network but outside the mesh addresses, which only the curator
+// assigns, and its own address.
 func checkClusternetPrefixes(cn *cpb.NodeClusterNetworking, external netip.Addr) error {
 	own := netip.PrefixFrom(external, external.BitLen())
 	for _, p := range cn.Prefixes {
 		prefix := netip.MustParsePrefix(p.Cidr)
-		inPodNetwork := prefix.Bits() >= podNetwork.Bits() && podNetwork.Contains(prefix.Addr())
-		if !inPodNetwork && prefix != own {
-			return fmt.Errorf("prefix %s is neither within %s nor the node's own address %s", prefix, podNetwork, own)
+		if prefix == own {
+			continue
+		}
+		if !within(prefix, node.ClusterNetwork) {
+			return fmt.Errorf("prefix %s is neither within %s nor the node's own address %s", prefix, node.ClusterNetwork, own)
+		}
+		if prefix.Overlaps(node.MeshAddresses) {
+			return fmt.Errorf("prefix %s overlaps %s, from which the curator assigns mesh addresses", prefix, node.MeshAddresses)
 		}
 	}
 	return nil
+}
+
+// clusterPrefixes returns the prefixes within the cluster network that cn
+// routes to its node: those it published and its mesh address.
+func clusterPrefixes(cn *cpb.NodeClusterNetworking) []netip.Prefix {
+	var res []netip.Prefix
+	for _, p := range cn.GetPrefixes() {
+		if prefix, err := netip.ParsePrefix(p.Cidr); err == nil && within(prefix, node.ClusterNetwork) {
+			res = append(res, prefix)
+		}
+	}
+	if addr, err := netip.ParseAddr(cn.GetMeshAddress()); err == nil {
+		res = append(res, netip.PrefixFrom(addr, addr.BitLen()))
+	}
+	return res
+}
+
+// within says whether prefix lies entirely inside outer.
+func within(prefix, outer netip.Prefix) bool {
+	return prefix.Bits() >= outer.Bits() && outer.Contains(prefix.Addr())
 }
 
 // decodeWireguardKey decodes a base64 WireGuard public key.
@@ -249,4 +275,43 @@ func latestNodeCertificate(n *ppb.Node) []byte {
 		}
 	}
 	return nil
+}
+
+// checkClusternetConflicts checks that what a node publishes (cn) takes
+// nothing the other nodes hold: their WireGuard keys, or any part of their
+// prefixes within the cluster network, which would let the node receive
+// traffic meant for them.
+func checkClusternetConflicts(cn *cpb.NodeClusterNetworking, others map[string]*cpb.NodeClusterNetworking) error {
+	mine := clusterPrefixes(cn)
+	for _, id := range slices.Sorted(maps.Keys(others)) {
+		other := others[id]
+		if other.GetWireguardPubkey() == cn.WireguardPubkey {
+			return fmt.Errorf("WireGuard key is already used by node %s", id)
+		}
+		for _, theirs := range clusterPrefixes(other) {
+			for _, p := range mine {
+				if p.Overlaps(theirs) {
+					return fmt.Errorf("prefix %s overlaps %s of node %s", p, theirs, id)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// freeMeshAddress returns the lowest address of node.MeshAddresses that
+// none of the other nodes holds, skipping the range's network address.
+func freeMeshAddress(others map[string]*cpb.NodeClusterNetworking) (netip.Addr, error) {
+	taken := make(map[netip.Addr]bool)
+	for _, other := range others {
+		if addr, err := netip.ParseAddr(other.GetMeshAddress()); err == nil {
+			taken[addr] = true
+		}
+	}
+	for addr := node.MeshAddresses.Addr().Next(); node.MeshAddresses.Contains(addr); addr = addr.Next() {
+		if !taken[addr] {
+			return addr, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("all %s mesh addresses are taken", node.MeshAddresses)
 }

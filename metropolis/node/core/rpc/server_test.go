@@ -332,8 +332,8 @@ func TestRetrieveOwnerCertificate(t *testing.T) {
 
 func TestPermissions(t *testing.T) {
 	all := DefaultUserPermissions("owner")
-	if len(all) != 12 || all[epb.Permission_PERMISSION_UNSPECIFIED] {
-		t.Errorf("owner has %d permissions (%s), want the 12 defined ones", len(all), all)
+	if len(all) != 13 || all[epb.Permission_PERMISSION_UNSPECIFIED] {
+		t.Errorf("owner has %d permissions (%s), want the 13 defined ones", len(all), all)
 	}
 	if p := DefaultUserPermissions("alice"); len(p) != 0 {
 		t.Errorf("alice has permissions %s, want none", p)

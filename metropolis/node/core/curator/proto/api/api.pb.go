@@ -1016,7 +1016,9 @@ func (x *UpdateNodeClusterNetworkingRequest) GetClusternet() *common.NodeCluster
 }
 
 type UpdateNodeClusterNetworkingResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mesh_address is the calling node's address in the mesh.
+	MeshAddress   string `protobuf:"bytes,1,opt,name=mesh_address,json=meshAddress,proto3" json:"mesh_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1049,6 +1051,13 @@ func (x *UpdateNodeClusterNetworkingResponse) ProtoReflect() protoreflect.Messag
 // Deprecated: Use UpdateNodeClusterNetworkingResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNodeClusterNetworkingResponse) Descriptor() ([]byte, []int) {
 	return file_metropolis_node_core_curator_proto_api_api_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateNodeClusterNetworkingResponse) GetMeshAddress() string {
+	if x != nil {
+		return x.MeshAddress
+	}
+	return ""
 }
 
 type GetConsensusStatusRequest struct {
@@ -1707,8 +1716,9 @@ const file_metropolis_node_core_curator_proto_api_api_proto_rawDesc = "" +
 	"\"UpdateNodeClusterNetworkingRequest\x12N\n" +
 	"\n" +
 	"clusternet\x18\x01 \x01(\v2..metropolis.proto.common.NodeClusterNetworkingR\n" +
-	"clusternet\"%\n" +
-	"#UpdateNodeClusterNetworkingResponse\"\x1b\n" +
+	"clusternet\"H\n" +
+	"#UpdateNodeClusterNetworkingResponse\x12!\n" +
+	"\fmesh_address\x18\x01 \x01(\tR\vmeshAddress\"\x1b\n" +
 	"\x19GetConsensusStatusRequest\"\xdc\x02\n" +
 	"\x1aGetConsensusStatusResponse\x12n\n" +
 	"\vetcd_member\x18\x01 \x03(\v2M.metropolis.node.core.curator.proto.api.GetConsensusStatusResponse.EtcdMemberR\n" +
