@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"metropolis.dev/metropolis/node/core/cluster"
+	"metropolis.dev/metropolis/node/core/clusternet"
 	"metropolis.dev/metropolis/node/core/devmgr"
 	"metropolis.dev/metropolis/node/core/localstorage"
 	"metropolis.dev/metropolis/node/core/mgmt"
@@ -34,13 +35,14 @@ const dhcpVendorClass = "dev.monogon.metropolis.node.v1"
 // for by name rather than by device, which it cannot load itself (see
 // devmgr): the filesystems of the ESP (with the character sets vfat mounts
 // with by default) and of the data partition, the device-mapper targets
-// and ciphers of the data partition, and the nftables expressions of the
-// firewall.
+// and ciphers of the data partition, the nftables expressions of the
+// firewall, and WireGuard, whose interface the mesh creates by type.
 var preloadModules = []string{
 	"vfat", "nls_ascii", "nls_cp437", "xfs",
 	"dm_crypt", "dm_integrity", "xts", "aesni_intel",
 	"nf_tables", "nft_ct", "nft_chain_nat", "nft_nat", "nft_masq", "nft_redir",
 	"nft_reject_inet", "nft_fib_inet", "nft_limit", "nft_numgen", "nft_hash",
+	"wireguard",
 }
 
 // node holds what the node's runnables share.
@@ -95,11 +97,16 @@ func (n *node) run(ctx context.Context) error {
 	if err != nil {
 		log.Errorf("Running without the TPM: %v", err)
 	}
+	mesh := &clusternet.Service{
+		PrivateKey: &root.Data.Kubernetes.ClusterNetworking.PrivateKey,
+		Network:    netSvc.Status(),
+	}
 	roles := roleserve.New(roleserve.Config{
 		Storage:        root,
 		Network:        netSvc.Status(),
-		NodeManagement: &mgmt.Service{LogTree: supervisor.LogTree(ctx), Power: power{}},
+		NodeManagement: &mgmt.Service{LogTree: supervisor.LogTree(ctx), Power: power{}, Mesh: mesh},
 		NodeNames:      nodenames.New(netSvc),
+		Clusternet:     mesh,
 	})
 	var parameters *api.NodeParameters
 	if params != nil {

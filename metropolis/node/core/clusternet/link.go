@@ -5,19 +5,24 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"metropolis.dev/metropolis/node"
 )
 
 // InterfaceName is the name of the mesh's WireGuard interface.
 const InterfaceName = "clusternet"
 
-// ClusterNetwork is the range of the cluster's own networks (the pod
-// networks), which is routed into the mesh. The curator accepts prefixes
-// within it from nodes.
-var ClusterNetwork = netip.MustParsePrefix("10.192.0.0/11")
+// RouteProtocol marks the routes the mesh installs, so that they are told
+// apart from those of other services in the kernel's tables.
+const RouteProtocol netlink.RouteProtocol = 129
+
+// LinkGroup is the interface group of the mesh's interface.
+const LinkGroup = 9
 
 // wireguardOverhead is what WireGuard adds to every packet on an IPv6
 // uplink, the larger case: 40 bytes of IPv6, 8 of UDP and 32 of WireGuard.
@@ -34,14 +39,16 @@ type LinkConfig struct {
 	// UplinkMTU is the MTU of the interface the mesh's packets leave
 	// through; the mesh's MTU is smaller by WireGuard's overhead.
 	UplinkMTU int
-	// Route is routed into the mesh; the zero value means ClusterNetwork.
+	// Route is routed into the mesh; the zero value means
+	// node.ClusterNetwork.
 	Route netip.Prefix
 }
 
 // Link is the node's WireGuard interface, set up by SetUp.
 type Link struct {
-	name string
-	wg   *wgctrl.Client
+	name  string
+	route netip.Prefix
+	wg    *wgctrl.Client
 }
 
 // SetUp creates the interface described by c, unless it exists, and
@@ -53,7 +60,7 @@ func SetUp(c LinkConfig) (*Link, error) {
 		c.Name = InterfaceName
 	}
 	if !c.Route.IsValid() {
-		c.Route = ClusterNetwork
+		c.Route = node.ClusterNetwork
 	}
 	if c.Port <= 0 || c.Port > 65535 {
 		return nil, fmt.Errorf("port %d is out of range", c.Port)
@@ -80,6 +87,9 @@ func SetUp(c LinkConfig) (*Link, error) {
 	case link.Type() != "wireguard":
 		return nil, fmt.Errorf("interface %s exists but is a %s interface, not WireGuard", c.Name, link.Type())
 	}
+	if err := netlink.LinkSetGroup(link, LinkGroup); err != nil {
+		return nil, fmt.Errorf("setting the group of %s: %w", c.Name, err)
+	}
 	if err := netlink.LinkSetMTU(link, mtu); err != nil {
 		return nil, fmt.Errorf("setting the MTU of %s: %w", c.Name, err)
 	}
@@ -96,26 +106,90 @@ func SetUp(c LinkConfig) (*Link, error) {
 		wg.Close()
 		return nil, fmt.Errorf("bringing %s up: %w", c.Name, err)
 	}
+	l := &Link{name: c.Name, route: c.Route, wg: wg}
+	if err := l.replaceRoute(link, netip.Addr{}); err != nil {
+		wg.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// replaceRoute routes the mesh's range through link, preferring source
+// address src if valid, so that the node's traffic into the mesh leaves
+// from its mesh address.
+func (l *Link) replaceRoute(link netlink.Link, src netip.Addr) error {
 	route := &netlink.Route{
 		LinkIndex: link.Attrs().Index,
-		Dst:       prefixNet(c.Route),
+		Dst:       prefixNet(l.route),
 		Scope:     netlink.SCOPE_LINK,
+		Protocol:  RouteProtocol,
+	}
+	if src.IsValid() {
+		route.Src = src.AsSlice()
 	}
 	if err := netlink.RouteReplace(route); err != nil {
-		wg.Close()
-		return nil, fmt.Errorf("routing %s through %s: %w", c.Route, c.Name, err)
+		return fmt.Errorf("routing %s through %s: %w", l.route, l.name, err)
 	}
-	return &Link{name: c.Name, wg: wg}, nil
+	return nil
 }
+
+// SetAddress makes addr the interface's only address and the source of the
+// node's traffic into the mesh.
+func (l *Link) SetAddress(addr netip.Addr) error {
+	link, err := netlink.LinkByName(l.name)
+	if err != nil {
+		return fmt.Errorf("looking for interface %s: %w", l.name, err)
+	}
+	want := netip.PrefixFrom(addr, addr.BitLen())
+	have, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing the addresses of %s: %w", l.name, err)
+	}
+	present := false
+	for _, a := range have {
+		if a.IPNet.String() == want.String() {
+			present = true
+			continue
+		}
+		if err := netlink.AddrDel(link, &a); err != nil {
+			return fmt.Errorf("removing address %s from %s: %w", a.IPNet, l.name, err)
+		}
+	}
+	if !present {
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(want)}); err != nil {
+			return fmt.Errorf("adding address %s to %s: %w", want, l.name, err)
+		}
+	}
+	return l.replaceRoute(link, addr)
+}
+
+// Device reads the interface's WireGuard state from the kernel: its peers
+// with their last handshakes and traffic counters.
+func (l *Link) Device() (*wgtypes.Device, error) {
+	dev, err := l.wg.Device(l.name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the state of %s: %w", l.name, err)
+	}
+	return dev, nil
+}
+
+// keepalive is how often WireGuard sends a keepalive to each peer when
+// nothing else went to it. Setting it makes the kernel shake hands with a
+// new peer at once, rather than on its first packet, so that the mesh is
+// ready (and its state visible) before it is used, and keeps the flows of
+// stateful firewalls between the nodes open.
+const keepalive = 25 * time.Second
 
 // SetPeers makes peers the interface's only peers.
 func (l *Link) SetPeers(peers []Peer) error {
+	keepalive := keepalive
 	cfg := wgtypes.Config{ReplacePeers: true}
 	for _, p := range peers {
 		pc := wgtypes.PeerConfig{
-			PublicKey:         p.PublicKey,
-			Endpoint:          net.UDPAddrFromAddrPort(p.Endpoint),
-			ReplaceAllowedIPs: true,
+			PublicKey:                   p.PublicKey,
+			Endpoint:                    net.UDPAddrFromAddrPort(p.Endpoint),
+			PersistentKeepaliveInterval: &keepalive,
+			ReplaceAllowedIPs:           true,
 		}
 		for _, prefix := range p.Prefixes {
 			pc.AllowedIPs = append(pc.AllowedIPs, *prefixNet(prefix))

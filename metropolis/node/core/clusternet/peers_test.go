@@ -21,7 +21,7 @@ func testKey(t *testing.T) wgtypes.Key {
 	return k.PublicKey()
 }
 
-func node(id string, state cpb.NodeState, addr string, key string, prefixes ...string) *ipb.Node {
+func curatorNode(id string, state cpb.NodeState, addr string, key string, prefixes ...string) *ipb.Node {
 	n := &ipb.Node{Id: id, State: state, Status: &cpb.NodeStatus{ExternalAddress: addr}}
 	if key != "" || len(prefixes) > 0 {
 		n.Clusternet = &cpb.NodeClusterNetworking{WireguardPubkey: key}
@@ -29,6 +29,11 @@ func node(id string, state cpb.NodeState, addr string, key string, prefixes ...s
 			n.Clusternet.Prefixes = append(n.Clusternet.Prefixes, &cpb.NodeClusterNetworking_Prefix{Cidr: p})
 		}
 	}
+	return n
+}
+
+func withMeshAddress(n *ipb.Node, addr string) *ipb.Node {
+	n.Clusternet.MeshAddress = addr
 	return n
 }
 
@@ -41,29 +46,36 @@ func TestPeers(t *testing.T) {
 		nodes []*ipb.Node
 		want  []Peer
 	}{
-		{"only self", []*ipb.Node{node("self", up, "10.1.0.2", ka, "10.1.0.2/32")}, nil},
+		{"only self", []*ipb.Node{curatorNode("self", up, "10.1.0.2", ka, "10.1.0.2/32")}, nil},
 		{
 			"two peers, sorted, prefixes canonical",
 			[]*ipb.Node{
-				node("self", up, "10.1.0.2", ka),
-				node("z", up, "10.1.0.4", kb, "10.1.0.4/32", "10.192.1.7/24"),
-				node("m", up, "10.1.0.3", ka, "10.1.0.3/32"),
+				curatorNode("self", up, "10.1.0.2", ka),
+				curatorNode("z", up, "10.1.0.4", kb, "10.1.0.4/32", "10.192.1.7/24"),
+				curatorNode("m", up, "10.1.0.3", ka, "10.1.0.3/32"),
 			},
 			[]Peer{
 				{NodeID: "m", PublicKey: a, Endpoint: netip.MustParseAddrPort("10.1.0.3:7838"), Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.3/32")}},
 				{NodeID: "z", PublicKey: b, Endpoint: netip.MustParseAddrPort("10.1.0.4:7838"), Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.4/32"), netip.MustParsePrefix("10.192.1.0/24")}},
 			},
 		},
-		{"not UP", []*ipb.Node{node("n", cpb.NodeState_NODE_STATE_DECOMMISSIONED, "10.1.0.3", ka)}, nil},
-		{"no address", []*ipb.Node{node("n", up, "", ka)}, nil},
-		{"no key", []*ipb.Node{node("n", up, "10.1.0.3", "")}, nil},
-		{"short key", []*ipb.Node{node("n", up, "10.1.0.3", base64.StdEncoding.EncodeToString([]byte("short")))}, nil},
-		{"bad prefix left out", []*ipb.Node{node("n", up, "10.1.0.3", ka, "nonsense", "10.1.0.3/32")},
+		{"not UP", []*ipb.Node{curatorNode("n", cpb.NodeState_NODE_STATE_DECOMMISSIONED, "10.1.0.3", ka)}, nil},
+		{"no address", []*ipb.Node{curatorNode("n", up, "", ka)}, nil},
+		{"no key", []*ipb.Node{curatorNode("n", up, "10.1.0.3", "")}, nil},
+		{"short key", []*ipb.Node{curatorNode("n", up, "10.1.0.3", base64.StdEncoding.EncodeToString([]byte("short")))}, nil},
+		{"bad prefix left out", []*ipb.Node{curatorNode("n", up, "10.1.0.3", ka, "nonsense", "10.1.0.3/32")},
 			[]Peer{{NodeID: "n", PublicKey: a, Endpoint: netip.MustParseAddrPort("10.1.0.3:7838"), Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.3/32")}}}},
+		{"prefixes outside the cluster network and of other nodes left out", []*ipb.Node{curatorNode("n", up, "10.1.0.3", ka, "0.0.0.0/0", "10.1.0.4/32", "10.0.0.0/8", "10.192.4.0/24")},
+			[]Peer{{NodeID: "n", PublicKey: a, Endpoint: netip.MustParseAddrPort("10.1.0.3:7838"), Prefixes: []netip.Prefix{netip.MustParsePrefix("10.192.4.0/24")}}}},
+		{"mesh address", []*ipb.Node{withMeshAddress(curatorNode("n", up, "10.1.0.3", ka, "10.1.0.3/32"), "10.223.0.7")},
+			[]Peer{{NodeID: "n", PublicKey: a, Endpoint: netip.MustParseAddrPort("10.1.0.3:7838"), MeshAddress: netip.MustParseAddr("10.223.0.7"),
+				Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.3/32"), netip.MustParsePrefix("10.223.0.7/32")}}}},
+		{"mesh address outside the mesh range left out", []*ipb.Node{withMeshAddress(curatorNode("n", up, "10.1.0.3", ka), "10.1.0.9")},
+			[]Peer{{NodeID: "n", PublicKey: a, Endpoint: netip.MustParseAddrPort("10.1.0.3:7838")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Peers("self", tc.nodes, 7838)
-			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("peers differ (-want +got):\n%s", diff)
 			}
 		})

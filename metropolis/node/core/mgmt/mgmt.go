@@ -1,7 +1,9 @@
 // Package mgmt implements NodeManagement, the API every node serves for
 // operators to inspect and manage that one node.
 //
-// It serves Reboot, which restarts or powers off the node, and Logs, which gives access to the node's log tree (see
+// It serves Reboot, which restarts or powers off the node, GetMeshStatus
+// and ProbePeer, which show and test the node's side of the cluster network
+// mesh, and Logs, which gives access to the node's log tree (see
 // osbase/logtree): the entries buffered so far (the backlog) and, if asked,
 // new ones as they are logged. The backlog goes out in chunks of at most
 // 2000 entries, so that no single message grows without bound, and is
@@ -29,6 +31,13 @@ type Service struct {
 	// Power, if set, restarts or turns off the node for Reboot, which is
 	// Unimplemented without it.
 	Power Power
+	// Mesh, if set, is the node's side of the cluster network, which
+	// GetMeshStatus describes and ProbePeer sends through; both are
+	// Unimplemented without it.
+	Mesh Mesh
+	// ProbePort is where other nodes receive ProbePeer's traffic; zero
+	// means node.NetworkProbePort.
+	ProbePort uint16
 
 	api.UnimplementedNodeManagementServer
 }

@@ -23,7 +23,7 @@ import (
 //   - ICMP and ICMPv6, which IPv4 path MTU discovery and IPv6 neighbour
 //     discovery cannot do without;
 //   - the node's services: TCP ports in the set tcp_services (the consensus
-//     peer, curator, node management and metrics ports) and UDP ports in
+//     peer, curator, network probe, node management and metrics ports) and UDP ports in
 //     the set udp_services (the cluster network's WireGuard port);
 //   - DHCP replies to the node's client, which are not part of a tracked
 //     connection when broadcast.
@@ -49,7 +49,7 @@ const (
 )
 
 var (
-	nodeTCPPorts = []uint16{node.ConsensusPort, node.CuratorServicePort, node.NodeManagementPort, node.MetricsPort}
+	nodeTCPPorts = []uint16{node.ConsensusPort, node.CuratorServicePort, node.NetworkProbePort, node.NodeManagementPort, node.MetricsPort}
 	nodeUDPPorts = []uint16{node.WireGuardPort}
 )
 

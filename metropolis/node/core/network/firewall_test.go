@@ -181,7 +181,7 @@ func TestFirewall(t *testing.T) {
 				ports = append(ports, int(binary.BigEndian.Uint16(e.Key)))
 			}
 			slices.Sort(ports)
-			want := []int{node.ConsensusPort, node.CuratorServicePort, node.NodeManagementPort, node.MetricsPort}
+			want := []int{node.ConsensusPort, node.CuratorServicePort, node.NetworkProbePort, node.NodeManagementPort, node.MetricsPort}
 			if !slices.Equal(ports, want) {
 				t.Errorf("set %s holds ports %v, want %v", tcpServicesSet, ports, want)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"metropolis.dev/metropolis/node/core/clusternet"
 	"metropolis.dev/metropolis/node/core/curator"
 	"metropolis.dev/metropolis/node/core/identity"
 	"metropolis.dev/metropolis/node/core/localstorage"
@@ -41,6 +42,9 @@ type Config struct {
 	// NodeManagement, if set, is served on node.NodeManagementPort once the
 	// node has credentials in its cluster.
 	NodeManagement interface{ Register(grpc.ServiceRegistrar) }
+	// Clusternet, if set, is run once the node is a member of its cluster:
+	// the WireGuard mesh between the nodes.
+	Clusternet *clusternet.Service
 	// NodeNames, if set, is given the addresses of the cluster's nodes by
 	// node ID as they change, for the node's DNS resolver to answer.
 	NodeNames NodeNames
@@ -175,6 +179,7 @@ func (s *Service) Run(ctx context.Context) error {
 		{"rolefetch", s.runRoleFetch},
 		{"nodemgmt", s.runNodeManagement},
 		{"directory", s.runDirectory},
+		{"clusternet", s.runClusternet},
 	}
 	for _, w := range workers {
 		if err := supervisor.Run(ctx, w.name, w.run); err != nil {
