@@ -14,7 +14,7 @@ TEST_PACKAGES := protobuf-compiler libprotobuf-dev cpio zstd erofs-utils cryptse
 	qemu-system-x86 qemu-utils ovmf swtpm binutils sbsigntool efitools git \
 	gdisk fdisk dosfstools mtools xz-utils
 
-.PHONY: all test e2e check generate bench prereqs-test launch-cluster launch image bench-boot bench-curator bench-launch
+.PHONY: all test e2e check generate bench prereqs-test launch-cluster launch image bench-boot bench-curator bench-launch bench-mesh
 
 all: test
 
@@ -32,7 +32,7 @@ check: prereqs-test
 # The end-to-end suites (metropolis/test/e2e) each launch a cluster of VMs;
 # they run one at a time, after the other tests, so that two clusters never
 # share the CPUs. make test runs these; make e2e runs them all.
-E2E_TEST_SUITES := ./metropolis/test/e2e/core/... ./metropolis/test/e2e/metroctl/...
+E2E_TEST_SUITES := ./metropolis/test/e2e/core/... ./metropolis/test/e2e/metroctl/... ./metropolis/test/e2e/clusternet/...
 E2E_SUITES := ./metropolis/test/e2e/...
 
 ## test: every check, then every test; osbase runs under the race detector.
@@ -65,6 +65,11 @@ bench-curator:
 ## and HEALTHY, the whole launch, a node's reboot (medians of 3 launches).
 bench-launch: prereqs-test
 	go run ./metropolis/test/benchlaunch -runs 3 -nodes 3
+
+## bench-mesh: the cluster network mesh: time from a node's UP to a full mesh,
+## throughput between two nodes through the mesh and over the plain network.
+bench-mesh: prereqs-test
+	go run ./metropolis/test/benchmesh -nodes 3 -rounds 3 -bytes 32MiB
 
 ## bench: the Go benchmarks, on one core so figures compare across machines.
 bench:

@@ -32,6 +32,8 @@ func newNodeCommand(e *env) *cobra.Command {
 		newNodeDecommissionCommand(e),
 		newNodeDeleteCommand(e),
 		newNodeLogsCommand(e),
+		newNodeMeshCommand(e),
+		newNodeProbeCommand(e),
 		newNodeRebootCommand(e),
 		newNodePoweroffCommand(e),
 		newNodeParamsCommand(e),
@@ -100,7 +102,9 @@ func newNodeDescribeCommand(e *env) *cobra.Command {
 		Short: "Show everything known about nodes",
 		Long: `Shows everything the cluster knows about the given nodes, or all nodes (as
 selected by --filter): besides what 'node list' shows, their public key,
-labels, boot ID and when they last reported their status.`,
+labels, boot ID, when they last reported their status, and their part of the
+cluster network mesh: WireGuard key, mesh address and the prefixes they route
+into the mesh.`,
 		Example: `  metroctl node describe metropolis-1f2e3d4c5b6a79880123456789abcdef
   metroctl node describe --filter 'node.state == NODE_STATE_NEW'`,
 		RunE: func(cmd *cobra.Command, ids []string) error {

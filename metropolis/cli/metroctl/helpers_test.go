@@ -22,7 +22,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"metropolis.dev/metropolis/node"
@@ -156,14 +159,52 @@ func randomLoopbackHost() string {
 
 // nodeManagement is a NodeManagement service of a simulated node, serving
 // over real TLS with the node's credentials, that records what it is asked
-// and serves canned logs.
+// and serves canned logs, mesh status and probe results. Probes through the
+// mesh take twice as long as over the external network.
 type nodeManagement struct {
 	apb.UnimplementedNodeManagementServer
 	backlog, stream []*lpb.LogEntry
+	mesh            *apb.GetMeshStatusResponse
 
 	mu      sync.Mutex
 	logs    []*apb.GetLogsRequest
 	reboots []apb.RebootRequest_Type
+	probes  []*apb.ProbePeerRequest
+}
+
+// Where and how fast the simulated node's probes go.
+const (
+	fakeMeshProbeAddress     = "10.192.0.3:7836"
+	fakeExternalProbeAddress = "10.1.0.3:7836"
+	fakeMeshProbeTime        = 2 * time.Second
+	fakeExternalProbeTime    = time.Second
+)
+
+// fakeMeshStatus is the mesh status the simulated node reports: one peer it
+// exchanged traffic with and one that never answered.
+func fakeMeshStatus() *apb.GetMeshStatusResponse {
+	return &apb.GetMeshStatusResponse{
+		WireguardPubkey: "mFakeKeyOfTheSimulatedNodeAAAAAAAAAAAAAAAA=",
+		MeshAddress:     "10.192.0.2",
+		ListenPort:      node.WireGuardPort,
+		Peers: []*apb.GetMeshStatusResponse_Peer{
+			{
+				NodeId:           "metropolis-11111111111111111111111111111111",
+				WireguardPubkey:  "pFakeKeyOfTheFirstPeerAAAAAAAAAAAAAAAAAAAA=",
+				Endpoint:         "10.1.0.3:7838",
+				AllowedPrefixes:  []string{"10.1.0.3/32", "10.192.0.3/32", "10.200.1.0/24"},
+				LastHandshake:    timestamppb.New(time.Date(2026, 3, 4, 13, 30, 45, 0, time.UTC)),
+				ReceivedBytes:    1536,
+				TransmittedBytes: 3 << 20,
+			},
+			{
+				NodeId:          "metropolis-22222222222222222222222222222222",
+				WireguardPubkey: "pFakeKeyOfTheSecondPeerAAAAAAAAAAAAAAAAAAA=",
+				Endpoint:        "10.1.0.4:7838",
+				AllowedPrefixes: []string{"10.1.0.4/32", "10.192.0.4/32"},
+			},
+		},
+	}
 }
 
 // serveNodeManagement starts the NodeManagement service of n at n's address.
@@ -185,7 +226,7 @@ func serveNodeManagement(t *testing.T, n *curatortest.Node) *nodeManagement {
 		Severity:  lpb.Severity_WARNING,
 		Location:  "link.go:7",
 	}}}
-	s := &nodeManagement{backlog: []*lpb.LogEntry{leveled, raw}, stream: []*lpb.LogEntry{streamed}}
+	s := &nodeManagement{backlog: []*lpb.LogEntry{leveled, raw}, stream: []*lpb.LogEntry{streamed}, mesh: fakeMeshStatus()}
 	security := &rpc.ServerSecurity{NodeCredentials: n.NodeCredentials()}
 	srv := grpc.NewServer(security.GRPCOptions(nil)...)
 	apb.RegisterNodeManagementServer(srv, s)
@@ -220,6 +261,37 @@ func (s *nodeManagement) Reboot(_ context.Context, req *apb.RebootRequest) (*apb
 	defer s.mu.Unlock()
 	s.reboots = append(s.reboots, req.Type)
 	return &apb.RebootResponse{}, nil
+}
+
+func (s *nodeManagement) GetMeshStatus(context.Context, *apb.GetMeshStatusRequest) (*apb.GetMeshStatusResponse, error) {
+	return s.mesh, nil
+}
+
+func (s *nodeManagement) ProbePeer(_ context.Context, req *apb.ProbePeerRequest) (*apb.ProbePeerResponse, error) {
+	s.mu.Lock()
+	s.probes = append(s.probes, proto.Clone(req).(*apb.ProbePeerRequest))
+	s.mu.Unlock()
+	if req.Bytes == 0 || req.Bytes > 1<<30 {
+		return nil, status.Errorf(codes.InvalidArgument, "bytes %d: want 1 to 1GiB", req.Bytes)
+	}
+	switch req.Path {
+	case apb.ProbePeerRequest_PATH_MESH:
+		return &apb.ProbePeerResponse{Address: fakeMeshProbeAddress, Bytes: req.Bytes, Duration: durationpb.New(fakeMeshProbeTime)}, nil
+	case apb.ProbePeerRequest_PATH_EXTERNAL:
+		return &apb.ProbePeerResponse{Address: fakeExternalProbeAddress, Bytes: req.Bytes, Duration: durationpb.New(fakeExternalProbeTime)}, nil
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "path %v", req.Path)
+	}
+}
+
+// takeProbeRequests returns the ProbePeer requests the service got since
+// the last call.
+func (s *nodeManagement) takeProbeRequests() []*apb.ProbePeerRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	probes := s.probes
+	s.probes = nil
+	return probes
 }
 
 // lastLogsRequest returns the last Logs request the service got.

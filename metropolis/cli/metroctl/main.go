@@ -1,15 +1,15 @@
 // metroctl is the operator's command-line tool for Metropolis clusters: it
 // takes ownership of a new cluster, lists, approves and configures nodes,
-// reads their logs and restarts them, and writes the parameters new nodes
-// boot with.
+// reads their logs, inspects and measures their network mesh, restarts them,
+// and writes the parameters new nodes boot with.
 //
 // Every command is a thin layer over the cluster's gRPC API; what other
 // tools may reuse (credentials, trust on first use, dialing, output) lives in
 // metroctl/core. Commands are grouped by file: cluster, node, node
-// management, approval, certificates and node parameters. Data a command
-// produces (tables, JSON, values) goes to standard output or the --output
-// file; progress and confirmations go to standard error, so that scripts can
-// consume the data alone.
+// management, network mesh, approval, certificates and node parameters.
+// Data a command produces (tables, JSON, values) goes to standard output or
+// the --output file; progress and confirmations go to standard error, so
+// that scripts can consume the data alone.
 package main
 
 import (

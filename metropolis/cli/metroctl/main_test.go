@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -23,6 +24,7 @@ import (
 
 	"metropolis.dev/metropolis/cli/metroctl/core"
 	"metropolis.dev/metropolis/node/core/curator/curatortest"
+	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	apb "metropolis.dev/metropolis/proto/api"
 	cpb "metropolis.dev/metropolis/proto/common"
 	"metropolis.dev/osbase/logtree"
@@ -126,6 +128,16 @@ func TestMetroctl(t *testing.T) {
 				[]string{"--tpm-mode only applies to a new cluster"}},
 			{"logs backlog", owner, []string{"node", "logs", "--backlog", "-2", managed.ID},
 				[]string{"--backlog -2"}},
+			{"probe bytes zero", owner, []string{"node", "probe", "--bytes", "0", managed.ID, worker1.ID},
+				[]string{`invalid argument "0" for "--bytes" flag: a probe sends at least 1 byte`, "Run 'metroctl node probe --help'"}},
+			{"probe unknown path", owner, []string{"node", "probe", "--path", "foo", managed.ID, worker1.ID},
+				[]string{`invalid argument "foo" for "--path" flag: want mesh, external or both`, "Run 'metroctl node probe --help'"}},
+			{"probe itself", owner, []string{"node", "probe", managed.ID, managed.ID},
+				[]string{managed.ID + " would probe itself", "Run 'metroctl node probe --help'"}},
+			{"probe one node", owner, []string{"node", "probe", managed.ID},
+				[]string{"metroctl node probe takes two node IDs, to send from and to, got 1 argument(s)"}},
+			{"mesh without node", owner, []string{"node", "mesh"},
+				[]string{"metroctl node mesh takes one node ID, got 0 argument(s)"}},
 			{"unknown command", owner, []string{"frobnicate"},
 				[]string{`unknown command "frobnicate"`, "Run 'metroctl --help' for usage."}},
 		} {
@@ -326,6 +338,23 @@ func TestMetroctl(t *testing.T) {
 	})
 
 	t.Run("NodeDescribe", func(t *testing.T) {
+		// The node joins the mesh, as its clusternet service would.
+		wgKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		conn, err := worker2.Conn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		published, err := ipb.NewCuratorClient(conn).UpdateNodeClusterNetworking(ctx, &ipb.UpdateNodeClusterNetworkingRequest{
+			Clusternet: &cpb.NodeClusterNetworking{
+				WireguardPubkey: wgKey,
+				Prefixes:        []*cpb.NodeClusterNetworking_Prefix{{Cidr: worker2.Host + "/32"}},
+			},
+		})
+		if err != nil {
+			t.Fatalf("publishing the mesh key: %v", err)
+		}
+		meshAddress := published.MeshAddress
+
 		r := owner.mustRun(t, "node", "describe", worker2.ID)
 		for _, want := range []string{
 			"Node ID:", worker2.ID,
@@ -335,6 +364,15 @@ func TestMetroctl(t *testing.T) {
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("describe output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		for _, want := range [][]string{
+			{"Mesh address:", meshAddress},
+			{"WireGuard key:", wgKey},
+			{"Mesh prefixes:", worker2.Host + "/32"},
+		} {
+			if !slices.ContainsFunc(strings.Split(r.stdout, "\n"), func(l string) bool { return slices.Equal(columns(l), want) }) {
+				t.Errorf("describe output lacks the line %q:\n%s", want, r.stdout)
 			}
 		}
 		var nodes []*apb.Node
@@ -352,6 +390,12 @@ func TestMetroctl(t *testing.T) {
 		}
 		if len(nodes) != 1 || nodes[0].Id != worker2.ID || !bytes.Equal(nodes[0].Pubkey, worker2.PublicKey()) {
 			t.Errorf("JSON describe returned %v", nodes)
+		}
+		if cn := nodes[0].GetClusternet(); cn.GetMeshAddress() != meshAddress || cn.GetWireguardPubkey() != wgKey {
+			t.Errorf("JSON describe has clusternet %v, want mesh address %s and key %s", cn, meshAddress, wgKey)
+		}
+		if !strings.Contains(r.stdout, `"mesh_address": "`+meshAddress+`"`) {
+			t.Errorf("JSON describe lacks clusternet.mesh_address:\n%s", r.stdout)
 		}
 	})
 
@@ -523,6 +567,133 @@ func TestMetroctl(t *testing.T) {
 		want := []apb.RebootRequest_Type{apb.RebootRequest_TYPE_FIRMWARE, apb.RebootRequest_TYPE_POWER_OFF}
 		if !slices.Equal(mgmt.reboots, want) {
 			t.Errorf("node was asked for %v, want %v", mgmt.reboots, want)
+		}
+	})
+
+	t.Run("Mesh", func(t *testing.T) {
+		r := owner.mustRun(t, "node", "mesh", managed.ID)
+		self, peers, ok := strings.Cut(r.stdout, "\n\n")
+		if !ok {
+			t.Fatalf("no blank line between the node and its peers:\n%s", r.stdout)
+		}
+		for _, want := range [][]string{
+			{"Node ID:", managed.ID},
+			{"WireGuard key:", mgmt.mesh.WireguardPubkey},
+			{"Mesh address:", "10.192.0.2"},
+			{"Listen port:", "7838"},
+		} {
+			if !slices.ContainsFunc(strings.Split(self, "\n"), func(l string) bool { return slices.Equal(columns(l), want) }) {
+				t.Errorf("mesh status lacks the line %q:\n%s", want, r.stdout)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(peers), "\n")
+		if len(lines) != 3 || !slices.Equal(columns(lines[0]), []string{"PEER", "ENDPOINT", "ALLOWED PREFIXES", "LAST HANDSHAKE", "RECEIVED", "SENT"}) {
+			t.Fatalf("peer table is not a header and two peers:\n%s", peers)
+		}
+		first, second := columns(lines[1]), columns(lines[2])
+		if len(first) != 6 || first[0] != mgmt.mesh.Peers[0].NodeId || first[2] != "10.1.0.3/32,10.192.0.3/32,10.200.1.0/24" ||
+			!strings.HasSuffix(first[3], "s ago") || first[4] != "1.5 KiB" || first[5] != "3 MiB" {
+			t.Errorf("first peer: %q", first)
+		}
+		if want := []string{mgmt.mesh.Peers[1].NodeId, "10.1.0.4:7838", "10.1.0.4/32,10.192.0.4/32", "never", "0 B", "0 B"}; !slices.Equal(second, want) {
+			t.Errorf("second peer: %q, want %q", second, want)
+		}
+
+		r = owner.mustRun(t, "--format", "json", "node", "mesh", managed.ID)
+		got := &apb.GetMeshStatusResponse{}
+		if err := protojson.Unmarshal([]byte(r.stdout), got); err != nil {
+			t.Fatalf("JSON output: %v\n%s", err, r.stdout)
+		}
+		if !proto.Equal(got, mgmt.mesh) {
+			t.Errorf("JSON output is %v, want %v", got, mgmt.mesh)
+		}
+		// Scripts see the field names of the proto.
+		var fields struct {
+			WireguardPubkey string `json:"wireguard_pubkey"`
+			MeshAddress     string `json:"mesh_address"`
+			ListenPort      int    `json:"listen_port"`
+			Peers           []struct {
+				NodeID        string  `json:"node_id"`
+				LastHandshake *string `json:"last_handshake"`
+				ReceivedBytes string  `json:"received_bytes"`
+			} `json:"peers"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &fields); err != nil {
+			t.Fatal(err)
+		}
+		if fields.MeshAddress != "10.192.0.2" || fields.ListenPort != 7838 || len(fields.Peers) != 2 ||
+			fields.Peers[0].LastHandshake == nil || fields.Peers[1].LastHandshake != nil || fields.Peers[0].ReceivedBytes != "1536" {
+			t.Errorf("JSON fields: %+v\n%s", fields, r.stdout)
+		}
+
+		owner.mustFail(t, []string{"node", "mesh", unknownID}, "node not found: "+unknownID)
+	})
+
+	t.Run("Probe", func(t *testing.T) {
+		mgmt.takeProbeRequests()
+		r := owner.mustRun(t, "node", "probe", managed.ID, worker1.ID)
+		var lines [][]string
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			lines = append(lines, columns(l))
+		}
+		wantLines := [][]string{
+			{"Path:", "mesh"},
+			{"Address:", fakeMeshProbeAddress},
+			{"Bytes:", "16777216 (16 MiB)"},
+			{"Duration:", "2s"},
+			{"Throughput:", "8.4 MB/s (67.1 Mbit/s)"},
+		}
+		if !slices.EqualFunc(lines, wantLines, slices.Equal) {
+			t.Errorf("probe output:\n%s\nwant lines %q", r.stdout, wantLines)
+		}
+		if want := "Sending 16 MiB from " + managed.ID + " to " + worker1.ID + " through the mesh path..."; !strings.Contains(r.stderr, want) {
+			t.Errorf("probe status lacks %q:\n%s", want, r.stderr)
+		}
+		want := []*apb.ProbePeerRequest{{NodeId: worker1.ID, Path: apb.ProbePeerRequest_PATH_MESH, Bytes: 16 << 20}}
+		if diff := cmp.Diff(want, mgmt.takeProbeRequests(), protocmp.Transform()); diff != "" {
+			t.Errorf("probe requests (-want +got):\n%s", diff)
+		}
+
+		r = owner.mustRun(t, "node", "probe", "--path", "both", "--bytes", "64MiB", managed.ID, worker1.ID)
+		for _, want := range []string{fakeMeshProbeAddress, fakeExternalProbeAddress, "67108864 (64 MiB)", "33.6 MB/s (268.4 Mbit/s)", "67.1 MB/s (536.9 Mbit/s)", "\nMesh/external throughput: 0.50\n"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("probe of both paths lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		want = []*apb.ProbePeerRequest{
+			{NodeId: worker1.ID, Path: apb.ProbePeerRequest_PATH_MESH, Bytes: 64 << 20},
+			{NodeId: worker1.ID, Path: apb.ProbePeerRequest_PATH_EXTERNAL, Bytes: 64 << 20},
+		}
+		if diff := cmp.Diff(want, mgmt.takeProbeRequests(), protocmp.Transform()); diff != "" {
+			t.Errorf("probe requests (-want +got):\n%s", diff)
+		}
+
+		r = owner.mustRun(t, "--format", "json", "node", "probe", "--path", "both", "--bytes", "1MiB", managed.ID, worker1.ID)
+		var report map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+			t.Fatalf("JSON output: %v\n%s", err, r.stdout)
+		}
+		probes, _ := report["probes"].([]any)
+		if report["from"] != managed.ID || report["to"] != worker1.ID || report["mesh_to_external_ratio"] != 0.5 || len(probes) != 2 {
+			t.Fatalf("JSON report: %v", report)
+		}
+		wantProbe := map[string]any{"path": "mesh", "address": fakeMeshProbeAddress, "bytes": float64(1 << 20), "duration_seconds": 2.0, "bytes_per_second": float64(1<<20) / 2}
+		if diff := cmp.Diff(wantProbe, probes[0]); diff != "" {
+			t.Errorf("JSON mesh probe (-want +got):\n%s", diff)
+		}
+		if p, _ := probes[1].(map[string]any); p["path"] != "external" || p["address"] != fakeExternalProbeAddress {
+			t.Errorf("JSON external probe: %v", probes[1])
+		}
+		r = owner.mustRun(t, "--format", "json", "node", "probe", "--path", "external", managed.ID, worker1.ID)
+		if strings.Contains(r.stdout, "mesh_to_external_ratio") {
+			t.Errorf("JSON of one probe has a ratio:\n%s", r.stdout)
+		}
+		mgmt.takeProbeRequests()
+
+		owner.mustFail(t, []string{"node", "probe", unknownID, worker1.ID}, "node not found: "+unknownID)
+		owner.mustFail(t, []string{"node", "probe", managed.ID, unknownID}, "node not found: "+unknownID)
+		if got := mgmt.takeProbeRequests(); len(got) != 0 {
+			t.Errorf("probes were sent for unknown nodes: %v", got)
 		}
 	})
 

@@ -202,8 +202,14 @@ func (c *Cluster) setupDir() error {
 	return nil
 }
 
+// CapturePath is the file the switch captures every frame between the
+// machines into, as it goes (see nanoswitch.ReadCapture).
+func (c *Cluster) CapturePath() string {
+	return filepath.Join(c.dir, "nanoswitch.pcap")
+}
+
 // startSwitch starts the switch, logging to nanoswitch.txt and capturing
-// packets into nanoswitch.pcap.
+// packets into CapturePath.
 func (c *Cluster) startSwitch() error {
 	f, err := os.Create(filepath.Join(c.dir, "nanoswitch.txt"))
 	if err != nil {
@@ -216,7 +222,7 @@ func (c *Cluster) startSwitch() error {
 	}
 	sw, err := nanoswitch.New(nanoswitch.Config{
 		Dir:      sockets,
-		PcapPath: filepath.Join(c.dir, "nanoswitch.pcap"),
+		PcapPath: c.CapturePath(),
 		Logger:   slog.New(slog.NewTextHandler(f, nil)),
 	})
 	if err != nil {

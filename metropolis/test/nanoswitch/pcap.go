@@ -67,3 +67,43 @@ func (p *pcapWriter) write(t time.Time, frame []byte) error {
 	}
 	return nil
 }
+
+// CapturedFrame is a frame read back from the switch's capture.
+type CapturedFrame struct {
+	Time  time.Time
+	Frame []byte
+}
+
+// ReadCapture parses a capture the switch wrote (Config.PcapPath), in the
+// little-endian form it writes. The switch may be writing more while the
+// file is read: a record cut short at the end is left out, not an error.
+// The frames share data's memory.
+func ReadCapture(data []byte) ([]CapturedFrame, error) {
+	if len(data) < pcapHeaderSize {
+		return nil, fmt.Errorf("capture has %d bytes, less than its %d-byte header", len(data), pcapHeaderSize)
+	}
+	le := binary.LittleEndian
+	if magic := le.Uint32(data[0:]); magic != pcapMagicMicroseconds {
+		return nil, fmt.Errorf("capture starts with magic number %#x, want %#x", magic, pcapMagicMicroseconds)
+	}
+	if linkType := le.Uint32(data[20:]); linkType != pcapLinkTypeEthernet {
+		return nil, fmt.Errorf("capture has link type %d, want Ethernet (%d)", linkType, pcapLinkTypeEthernet)
+	}
+	var frames []CapturedFrame
+	rest := data[pcapHeaderSize:]
+	for len(rest) >= pcapRecordHeaderSize {
+		sec, usec, capLen, origLen := le.Uint32(rest[0:]), le.Uint32(rest[4:]), le.Uint32(rest[8:]), le.Uint32(rest[12:])
+		if capLen != origLen || capLen > pcapSnapLen || usec >= 1e6 {
+			return nil, fmt.Errorf("record at offset %d: %d bytes captured of %d, at %d µs past the second", len(data)-len(rest), capLen, origLen, usec)
+		}
+		if uint64(capLen) > uint64(len(rest)-pcapRecordHeaderSize) {
+			break
+		}
+		frames = append(frames, CapturedFrame{
+			Time:  time.Unix(int64(sec), int64(usec)*1000),
+			Frame: rest[pcapRecordHeaderSize : pcapRecordHeaderSize+capLen],
+		})
+		rest = rest[pcapRecordHeaderSize+capLen:]
+	}
+	return frames, nil
+}

@@ -128,6 +128,13 @@ func WriteNodeDetails(w io.Writer, nodes []*apb.Node) error {
 		add("Public key", hex.EncodeToString(n.Pubkey))
 		add("State", NodeState(n.State))
 		add("Address", nodeAddress(n))
+		add("Mesh address", n.Clusternet.GetMeshAddress())
+		add("WireGuard key", n.Clusternet.GetWireguardPubkey())
+		var prefixes []string
+		for _, p := range n.Clusternet.GetPrefixes() {
+			prefixes = append(prefixes, p.Cidr)
+		}
+		add("Mesh prefixes", strings.Join(prefixes, ", "))
 		add("Health", NodeHealth(n.Health))
 		add("Since heartbeat", nodeHeartbeat(n))
 		add("Roles", strings.Join(RoleNames(n.Roles), ", "))
