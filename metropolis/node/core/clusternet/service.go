@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -244,37 +245,23 @@ func (s *Service) publish(ctx context.Context, curator ipb.CuratorClient, link *
 func (s *Service) followPeers(ctx context.Context, curator ipb.CuratorClient, link *Link, self string) error {
 	log := supervisor.Logger(ctx)
 	supervisor.Signal(ctx, supervisor.SignalHealthy)
-	nodes := make(map[string]*ipb.Node)
 	var configured []Peer
-	return watcher.WatchNodes(ctx, curator, &watcher.NodesFollower{
-		OnUpdated: func(n *ipb.Node) error {
-			nodes[n.Id] = n
+	return watcher.WatchAllNodes(ctx, curator, func(nodes map[string]*ipb.Node) error {
+		list := slices.Collect(maps.Values(nodes))
+		peers := Peers(self, list, node.WireGuardPort)
+		if slices.EqualFunc(peers, configured, equalPeers) {
 			return nil
-		},
-		OnDeleted: func(id string) error {
-			delete(nodes, id)
-			return nil
-		},
-		OnBatchDone: func() error {
-			var list []*ipb.Node
-			for _, n := range nodes {
-				list = append(list, n)
-			}
-			peers := Peers(self, list, node.WireGuardPort)
-			if slices.EqualFunc(peers, configured, equalPeers) {
-				return nil
-			}
-			if err := link.SetPeers(peers); err != nil {
-				return err
-			}
-			added, removed, changed := diffPeers(configured, peers)
-			log.Infof("Mesh peers: %d (added %v, removed %v, changed %v).", len(peers), added, removed, changed)
-			configured = peers
-			s.mu.Lock()
-			s.state.Peers = peers
-			s.mu.Unlock()
-			return nil
-		},
+		}
+		if err := link.SetPeers(peers); err != nil {
+			return err
+		}
+		added, removed, changed := diffPeers(configured, peers)
+		log.Infof("Mesh peers: %d (added %v, removed %v, changed %v).", len(peers), added, removed, changed)
+		configured = peers
+		s.mu.Lock()
+		s.state.Peers = peers
+		s.mu.Unlock()
+		return nil
 	})
 }
 

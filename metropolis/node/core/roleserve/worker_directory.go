@@ -42,41 +42,30 @@ func (s *Service) runDirectory(ctx context.Context) error {
 	}
 	supervisor.Signal(ctx, supervisor.SignalHealthy)
 	log := supervisor.Logger(ctx)
-	nodes := make(map[string]*ipb.Node)
 	var saved []byte
-	return watcher.WatchNodes(ctx, ipb.NewCuratorClient(conn.Conn), &watcher.NodesFollower{
-		OnUpdated: func(n *ipb.Node) error {
-			nodes[n.Id] = n
+	return watcher.WatchAllNodes(ctx, ipb.NewCuratorClient(conn.Conn), func(nodes map[string]*ipb.Node) error {
+		if s.config.NodeNames != nil {
+			s.config.NodeNames.SetNodeAddresses(nodeAddresses(nodes))
+		}
+		d := consensusDirectory(nodes)
+		if len(d.Nodes) == 0 {
+			// Keep what enrolment wrote rather than a directory
+			// that would find nothing.
 			return nil
-		},
-		OnDeleted: func(id string) error {
-			delete(nodes, id)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("encoding the cluster directory: %w", err)
+		}
+		if bytes.Equal(b, saved) {
 			return nil
-		},
-		OnBatchDone: func() error {
-			if s.config.NodeNames != nil {
-				s.config.NodeNames.SetNodeAddresses(nodeAddresses(nodes))
-			}
-			d := consensusDirectory(nodes)
-			if len(d.Nodes) == 0 {
-				// Keep what enrolment wrote rather than a directory
-				// that would find nothing.
-				return nil
-			}
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(d)
-			if err != nil {
-				return fmt.Errorf("encoding the cluster directory: %w", err)
-			}
-			if bytes.Equal(b, saved) {
-				return nil
-			}
-			if err := s.config.Storage.ESP.Metropolis.ClusterDirectory.Write(b, 0o644); err != nil {
-				return fmt.Errorf("saving the cluster directory: %w", err)
-			}
-			saved = b
-			log.Infof("Saved the cluster directory: %d node(s) running curators.", len(d.Nodes))
-			return nil
-		},
+		}
+		if err := s.config.Storage.ESP.Metropolis.ClusterDirectory.Write(b, 0o644); err != nil {
+			return fmt.Errorf("saving the cluster directory: %w", err)
+		}
+		saved = b
+		log.Infof("Saved the cluster directory: %d node(s) running curators.", len(d.Nodes))
+		return nil
 	})
 }
 

@@ -135,6 +135,25 @@ type NodesFollower struct {
 	OnBatchDone func() error
 }
 
+// WatchAllNodes follows all nodes and calls onBatch with all of them, by
+// ID, after every batch of changes (see NodesFollower.OnBatchDone), for
+// followers that act on the whole set. onBatch must not keep the map,
+// which changes after it returns. It returns like WatchNode.
+func WatchAllNodes(ctx context.Context, cur ipb.CuratorClient, onBatch func(map[string]*ipb.Node) error) error {
+	nodes := make(map[string]*ipb.Node)
+	return WatchNodes(ctx, cur, &NodesFollower{
+		OnUpdated: func(n *ipb.Node) error {
+			nodes[n.Id] = n
+			return nil
+		},
+		OnDeleted: func(id string) error {
+			delete(nodes, id)
+			return nil
+		},
+		OnBatchDone: func() error { return onBatch(nodes) },
+	})
+}
+
 // WatchNodes follows all nodes, reporting them to f. It returns like
 // WatchNode.
 func WatchNodes(ctx context.Context, cur ipb.CuratorClient, f *NodesFollower) error {
