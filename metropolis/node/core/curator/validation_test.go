@@ -100,20 +100,24 @@ func TestValidateClusternet(t *testing.T) {
 		cn *cpb.NodeClusterNetworking
 		ok bool
 	}{
-		"pod and own":       {cn(key, "10.192.0.0/24", "10.223.255.0/24", "10.1.0.2/32"), true},
-		"no prefixes":       {cn(key), true},
-		"whole pod network": {cn(key, "10.192.0.0/11"), true},
-		"nil":               {nil, false},
-		"no key":            {cn("", "10.192.0.0/24"), false},
-		"short key":         {cn("AAAA", "10.192.0.0/24"), false},
-		"not base64":        {cn(strings.Repeat("!", 44)), false},
-		"wider than pod":    {cn(key, "10.192.0.0/10"), false},
-		"outside":           {cn(key, "10.224.0.0/24"), false},
-		"host bits":         {cn(key, "10.192.0.1/24"), false},
-		"other address":     {cn(key, "10.1.0.3/32"), false},
-		"own as /24":        {cn(key, "10.1.0.0/24"), false},
-		"not a prefix":      {cn(key, "10.192.0.0"), false},
-		"IPv6":              {cn(key, "2001:db8::/64"), false},
+		"pod and own":      {cn(key, "10.192.0.0/24", "10.222.255.0/24", "10.1.0.2/32"), true},
+		"no prefixes":      {cn(key), true},
+		"half the network": {cn(key, "10.192.0.0/12"), true},
+		"whole network":    {cn(key, "10.192.0.0/11"), false},
+		"mesh address":     {cn(key, "10.223.0.1/32"), false},
+		"mesh range":       {cn(key, "10.223.0.0/16"), false},
+		"mesh address set": {&cpb.NodeClusterNetworking{WireguardPubkey: key, MeshAddress: "10.223.0.1"}, false},
+		"nil":              {nil, false},
+		"no key":           {cn("", "10.192.0.0/24"), false},
+		"short key":        {cn("AAAA", "10.192.0.0/24"), false},
+		"not base64":       {cn(strings.Repeat("!", 44)), false},
+		"wider than pod":   {cn(key, "10.192.0.0/10"), false},
+		"outside":          {cn(key, "10.224.0.0/24"), false},
+		"host bits":        {cn(key, "10.192.0.1/24"), false},
+		"other address":    {cn(key, "10.1.0.3/32"), false},
+		"own as /24":       {cn(key, "10.1.0.0/24"), false},
+		"not a prefix":     {cn(key, "10.192.0.0"), false},
+		"IPv6":             {cn(key, "2001:db8::/64"), false},
 	} {
 		err := func() error {
 			canonical, err := validateClusternet(tc.cn)
@@ -227,4 +231,52 @@ func FuzzCommitNodeRequest(f *testing.F) {
 			_ = ValidateNodeStorage(&cpb.ClusterConfiguration{StorageSecurityPolicy: cpb.ClusterConfiguration_StorageSecurityPolicy(policy)}, req.StorageSecurity)
 		}
 	})
+}
+
+func TestMeshAddressAssignment(t *testing.T) {
+	withAddress := func(addr string, prefixes ...string) *cpb.NodeClusterNetworking {
+		cn := &cpb.NodeClusterNetworking{WireguardPubkey: addr, MeshAddress: addr}
+		for _, p := range prefixes {
+			cn.Prefixes = append(cn.Prefixes, &cpb.NodeClusterNetworking_Prefix{Cidr: p})
+		}
+		return cn
+	}
+	for name, tc := range map[string]struct {
+		others map[string]*cpb.NodeClusterNetworking
+		want   string
+	}{
+		"first":         {nil, "10.223.0.1"},
+		"next free":     {map[string]*cpb.NodeClusterNetworking{"a": withAddress("10.223.0.1"), "b": withAddress("10.223.0.2")}, "10.223.0.3"},
+		"gap reused":    {map[string]*cpb.NodeClusterNetworking{"a": withAddress("10.223.0.1"), "c": withAddress("10.223.0.3")}, "10.223.0.2"},
+		"no clusternet": {map[string]*cpb.NodeClusterNetworking{"a": nil}, "10.223.0.1"},
+	} {
+		got, err := freeMeshAddress(tc.others)
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%s: got %v, %v; want %s", name, got, err, tc.want)
+		}
+	}
+	all := make(map[string]*cpb.NodeClusterNetworking)
+	for a := netip.MustParseAddr("10.223.0.1"); a.Less(netip.MustParseAddr("10.224.0.0")); a = a.Next() {
+		all[a.String()] = withAddress(a.String())
+	}
+	if got, err := freeMeshAddress(all); err == nil {
+		t.Errorf("with every address taken, got %s", got)
+	}
+
+	mine := &cpb.NodeClusterNetworking{WireguardPubkey: "mine", Prefixes: []*cpb.NodeClusterNetworking_Prefix{{Cidr: "10.192.1.0/24"}, {Cidr: "10.1.0.2/32"}}}
+	for name, tc := range map[string]struct {
+		other *cpb.NodeClusterNetworking
+		ok    bool
+	}{
+		"disjoint":             {withAddress("10.223.0.2", "10.192.2.0/24", "10.1.0.3/32"), true},
+		"same external /32":    {withAddress("10.223.0.2", "10.1.0.2/32"), true},
+		"overlapping prefix":   {withAddress("10.223.0.2", "10.192.1.128/25"), false},
+		"same key":             {&cpb.NodeClusterNetworking{WireguardPubkey: "mine"}, false},
+		"other without config": {nil, true},
+	} {
+		err := checkClusternetConflicts(mine, map[string]*cpb.NodeClusterNetworking{"other": tc.other})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: got %v, want ok=%v", name, err, tc.ok)
+		}
+	}
 }
