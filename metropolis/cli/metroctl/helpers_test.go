@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,7 +32,7 @@ import (
 	"metropolis.dev/metropolis/node/core/rpc"
 	apb "metropolis.dev/metropolis/proto/api"
 	lpb "metropolis.dev/osbase/logtree/proto"
-	"metropolis.dev/osbase/pki"
+	"metropolis.dev/osbase/pki/pkitest"
 )
 
 // cli runs metroctl in-process, as an operator would run it, with one
@@ -128,24 +127,7 @@ func writeOwnerKey(t *testing.T, configDir string, key ed25519.PrivateKey) {
 
 // foreignCA returns the CA certificate of a cluster that does not exist.
 func foreignCA(t *testing.T) *x509.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := pki.CA("Metropolis Cluster CA")
-	template.SerialNumber = big.NewInt(1)
-	template.NotBefore = time.Now().Add(-time.Hour)
-	template.NotAfter = time.Now().Add(time.Hour)
-	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
+	return pkitest.CA(t, "Metropolis Cluster CA")
 }
 
 // randomLoopbackHost returns a random address in 127.0.0.0/8 outside the

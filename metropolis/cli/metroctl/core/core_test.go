@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,7 @@ import (
 
 	apb "metropolis.dev/metropolis/proto/api"
 	cpb "metropolis.dev/metropolis/proto/common"
-	"metropolis.dev/osbase/pki"
+	"metropolis.dev/osbase/pki/pkitest"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -61,24 +60,7 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func testCA(t *testing.T) *x509.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := pki.CA("")
-	template.SerialNumber = big.NewInt(1)
-	template.NotBefore = time.Now().Add(-time.Hour)
-	template.NotAfter = time.Now().Add(time.Hour)
-	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
+	return pkitest.CA(t, "")
 }
 
 func TestFingerprint(t *testing.T) {

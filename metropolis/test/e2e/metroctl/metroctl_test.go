@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -27,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +39,7 @@ import (
 	"metropolis.dev/metropolis/node/core/identity"
 	"metropolis.dev/metropolis/test/e2e/e2etest"
 	"metropolis.dev/metropolis/test/launch"
-	"metropolis.dev/osbase/pki"
+	"metropolis.dev/osbase/pki/pkitest"
 	"metropolis.dev/osbase/test/qemu"
 )
 
@@ -334,24 +332,7 @@ func parseLogEntries(out string) ([]jsonLogEntry, error) {
 
 // otherCA returns a CA certificate of no cluster.
 func otherCA(t *testing.T) *x509.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := pki.CA("Some Other Cluster CA")
-	template.SerialNumber = big.NewInt(1)
-	template.NotBefore = time.Now().Add(-time.Hour)
-	template.NotAfter = time.Now().Add(time.Hour)
-	der, err := x509.CreateCertificate(rand.Reader, &template, &template, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
+	return pkitest.CA(t, "Some Other Cluster CA")
 }
 
 // copyFile copies the file from to to, readable only by the user.
