@@ -51,7 +51,22 @@ func Main(c Config) {
 	if os.Getpid() == 1 {
 		runInit()
 	}
+	if err := checkStartedByInit(os.Getppid()); err != nil {
+		fmt.Fprintf(os.Stderr, "bringup: %v\n", err)
+		os.Exit(2)
+	}
 	os.Exit(runProgram(c, os.Stdout))
+}
+
+// checkStartedByInit refuses the program role to a process whose parent is
+// not PID 1. The program role mounts over /tmp, /run and /sys/fs/cgroup;
+// started by hand on a developer's machine, it would hide that machine's
+// own directories instead of preparing a fresh system.
+func checkStartedByInit(ppid int) error {
+	if ppid != 1 {
+		return fmt.Errorf("refusing to run: this program is the init of a system image and runs only as PID 1 or as its child (parent is PID %d)", ppid)
+	}
+	return nil
 }
 
 // runProgram is the program role. It returns the process's exit status
