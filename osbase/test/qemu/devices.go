@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // escapeOpt escapes a value for qemu's comma-separated option syntax, in
@@ -269,90 +268,6 @@ func (d Disk) Args(s *Setup) ([]string, error) {
 		dev += ",serial=" + escapeOpt(d.Serial)
 	}
 	return []string{"-drive", drive, "-device", dev}, nil
-}
-
-// TPM gives the VM a TPM 2.0, emulated by an swtpm process, on the TIS
-// interface that Linux and OVMF find through ACPI.
-type TPM struct {
-	// StateDir holds the TPM's persistent state. A VM started again with
-	// the same directory finds the same TPM (keys, NV indices); PCRs start
-	// afresh with every VM. Empty means a new directory in the VM's
-	// directory. It is created if needed.
-	StateDir string
-}
-
-func (t TPM) stateDir(s *Setup) string {
-	if t.StateDir != "" {
-		return t.StateDir
-	}
-	return s.File("tpm")
-}
-
-func (t TPM) socket(s *Setup) string { return s.File("swtpm.sock") }
-
-// Prepare starts swtpm. It listens on a socket that exists before swtpm
-// runs, so that qemu can connect right away.
-func (t TPM) Prepare(ctx context.Context, s *Setup) error {
-	swtpm, err := exec.LookPath("swtpm")
-	if err != nil {
-		return fmt.Errorf("swtpm not found (install the Debian package swtpm): %w", err)
-	}
-	dir := t.stateDir(s)
-	if strings.Contains(dir, ",") {
-		return fmt.Errorf("TPM state directory %q contains a comma, which swtpm cannot parse", dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating TPM state directory: %w", err)
-	}
-	sock := t.socket(s)
-	if err := checkSocketPath(sock); err != nil {
-		return err
-	}
-	l, err := listenUnix(sock)
-	if err != nil {
-		return fmt.Errorf("creating swtpm socket: %w", err)
-	}
-	defer l.Close()
-	cmd := exec.Command(swtpm, "socket", "--tpm2",
-		"--tpmstate", "dir="+dir,
-		"--ctrl", "type=unixio,fd=3",
-		// Exit when qemu closes the connection.
-		"--terminate",
-	)
-	cmd.ExtraFiles = []*os.File{l}
-	return s.StartHelper("swtpm", cmd)
-}
-
-// listenUnix returns a listening unix stream socket at path, as a blocking
-// file descriptor that a child process can use.
-func listenUnix(path string) (*os.File, error) {
-	// A socket left by an earlier VM in the same directory is stale.
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
-		syscall.Close(fd)
-		return nil, err
-	}
-	if err := syscall.Listen(fd, 1); err != nil {
-		syscall.Close(fd)
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-// Args connects qemu's TPM emulator backend to swtpm.
-func (t TPM) Args(s *Setup) ([]string, error) {
-	chardev, tpmdev := s.ID("tpmchr"), s.ID("tpm")
-	return []string{
-		"-chardev", "socket,id=" + chardev + ",path=" + escapeOpt(t.socket(s)),
-		"-tpmdev", "emulator,id=" + tpmdev + ",chardev=" + chardev,
-		"-device", "tpm-tis,tpmdev=" + tpmdev,
-	}, nil
 }
 
 // StreamNetwork adds a virtio network card whose frames go to a unix
