@@ -6,13 +6,21 @@
 //
 // Usage (make bench-boot):
 //
-//	go run ./build/benchboot [-runs 5] [-cpus 2]
+//	go run ./build/benchboot [-runs 5] [-cpus 2] [-kernel-messages]
 //
 // Boots run one after another, so they do not compete for the CPUs; other
 // load on the machine still shows in the figures, which it prints with the
 // load average. Boot time is wall time from starting qemu to the banner line
 // on the serial console, including qemu's and swtpm's start. Under TCG (no
 // /dev/kvm) the figures are dominated by software emulation.
+//
+// The firmware boots are all of one machine, whose firmware variables and
+// TPM persist from boot to boot as a real machine's do: the first boot
+// also creates the firmware's boot options and manufactures the TPM, and is
+// reported on its own as well. Each boot is split into phases by the
+// console lines that end them: the firmware starting the UKI, stage-1
+// starting (the end of the UKI's stub, the kernel's decompression and its
+// initialisation), stage-1 starting the node core, and the core's banner.
 package main
 
 import (
@@ -27,6 +35,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"metropolis.dev/osbase/test/qemu"
@@ -55,13 +64,14 @@ func main() {
 	log.SetPrefix("benchboot: ")
 	runs := flag.Int("runs", 5, "boots per boot path")
 	cpus := flag.Int("cpus", 2, "virtual CPUs of the VMs")
+	kernelMessages := flag.Bool("kernel-messages", false, "build the image with the kernel's informational messages on the console (loglevel=7), to time the loader apart from the kernel; the extra output slows the boot a little")
 	flag.Parse()
-	if err := run(*runs, *cpus); err != nil {
+	if err := run(*runs, *cpus, *kernelMessages); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(runs, cpus int) error {
+func run(runs, cpus int, kernelMessages bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "benchboot-")
 	if err != nil {
@@ -72,8 +82,11 @@ func run(runs, cpus int) error {
 	img := filepath.Join(dir, "node.img")
 	parts := filepath.Join(dir, "parts")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "run", "./build/mkimage", "-out", img,
-		"-summary", filepath.Join(dir, "summary.json"), "-parts", parts)
+	args := []string{"run", "./build/mkimage", "-out", img, "-summary", filepath.Join(dir, "summary.json"), "-parts", parts}
+	if kernelMessages {
+		args = append(args, "-cmdline", "loglevel=7")
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("building the image: %w", err)
@@ -92,6 +105,10 @@ func run(runs, cpus int) error {
 		return err
 	}
 
+	machine := filepath.Join(dir, "machine")
+	if err := os.Mkdir(machine, 0o700); err != nil {
+		return err
+	}
 	paths := []struct {
 		name    string
 		devices []qemu.Device
@@ -105,24 +122,21 @@ func run(runs, cpus int) error {
 			qemu.Disk{Path: img, Overlay: true},
 		}},
 		{"OVMF + UKI from the ESP + swtpm", []qemu.Device{
-			qemu.OVMF{},
-			qemu.TPM{},
+			qemu.OVMF{Vars: filepath.Join(machine, "OVMF_VARS.fd")},
+			qemu.TPM{StateDir: filepath.Join(machine, "tpm")},
 			qemu.Disk{Path: img, Overlay: true},
 		}},
 	}
-	medians := make([]time.Duration, len(paths))
+	results := make([][]boot, len(paths))
 	for i, p := range paths {
-		var times []time.Duration
 		for r := 0; r < runs; r++ {
-			d, err := bootToBanner(ctx, fmt.Sprintf("bench-%d-%d", i, r), cpus, s.RootHash, p.devices)
+			b, err := bootToBanner(ctx, fmt.Sprintf("bench-%d-%d", i, r), cpus, s.RootHash, p.devices)
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", p.name, r+1, err)
 			}
-			fmt.Fprintf(os.Stderr, "benchboot: %s, run %d: %.1f s\n", p.name, r+1, d.Seconds())
-			times = append(times, d)
+			fmt.Fprintf(os.Stderr, "benchboot: %s, run %d: %.1f s (%s)\n", p.name, r+1, b.total().Seconds(), describePhases(b.durations()))
+			results[i] = append(results[i], b)
 		}
-		slices.Sort(times)
-		medians[i] = times[len(times)/2]
 	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -131,15 +145,24 @@ func run(runs, cpus int) error {
 		accel = "KVM"
 	}
 	fmt.Printf("\nnode image benchmark (%s, %d vCPUs, host load %s)\n", accel, cpus, strings.Join(strings.Fields(string(load))[:3], " "))
+	if kernelMessages {
+		fmt.Println("  (kernel messages on the console: loglevel=7 on the command line)")
+	}
 	fmt.Printf("  image build:         %.1f s wall (mkimage's own work: %.1f s)\n", buildWall.Seconds(), s.BuildSeconds)
 	fmt.Printf("  UKI size:            %.1f MiB (target < %d MiB: %s)\n", float64(s.UKIBytes)/(1<<20), targetUKIBytes>>20, verdict(s.UKIBytes < targetUKIBytes))
 	fmt.Printf("  system image:        %.1f MiB EROFS + %.2f MiB verity tree\n", float64(s.SystemBytes)/(1<<20), float64(s.VerityBytes)/(1<<20))
 	for i, p := range paths {
-		line := fmt.Sprintf("  boot to banner:      %.1f s median of %d, %s", medians[i].Seconds(), runs, p.name)
+		total, each := medians(results[i])
+		line := fmt.Sprintf("  boot to banner:      %.1f s median of %d, %s", total.Seconds(), runs, p.name)
 		if strings.HasPrefix(p.name, "OVMF") {
-			line += fmt.Sprintf(" (target < %v: %s)", targetBoot, verdict(medians[i] < targetBoot))
+			line += fmt.Sprintf(" (target < %v: %s)", targetBoot, verdict(total < targetBoot))
 		}
 		fmt.Println(line)
+		fmt.Printf("    phases (medians):  %s\n", describePhases(each))
+		if strings.HasPrefix(p.name, "OVMF") {
+			first := results[i][0]
+			fmt.Printf("    first boot:        %.1f s (%s)\n", first.total().Seconds(), describePhases(first.durations()))
+		}
 	}
 	return nil
 }
@@ -151,13 +174,113 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-// bootToBanner starts a VM and returns the time until the core's banner
-// shows the image's root hash.
-func bootToBanner(ctx context.Context, name string, cpus int, rootHash string, devices []qemu.Device) (time.Duration, error) {
+// A phase of the boot ends with the first console line that contains its
+// marker.
+type phase struct {
+	name, marker string
+}
+
+// phases are the boot's phases in order; the banner ends the last one.
+// The firmware's phase exists only when booting through the firmware, and
+// the loader's only with -kernel-messages, as the kernel's first message
+// ends it: until then, the UKI's stub runs and the kernel decompresses
+// itself (or, booted directly, qemu loads it).
+var phases = [...]phase{
+	{"firmware", "BdsDxe: starting"},
+	{"loader", "] Linux version"},
+	{"kernel", "stage1: booting"},
+	{"stage-1", "stage1: METROPOLIS-SYSTEM-"},
+	{"core", ""},
+}
+
+// Indices of the phases that describePhases merges when the first was
+// not measured.
+const (
+	loaderPhase = 1
+	kernelPhase = 2
+)
+
+// A boot is when each phase ended, counted from qemu's start; zero for a
+// phase that did not happen.
+type boot [len(phases)]time.Duration
+
+func (b boot) total() time.Duration { return b[len(b)-1] }
+
+// durations returns how long each phase took, zero for those that did not
+// happen.
+func (b boot) durations() [len(phases)]time.Duration {
+	var d [len(phases)]time.Duration
+	var last time.Duration
+	for i, end := range b {
+		if end != 0 {
+			d[i] = end - last
+			last = end
+		}
+	}
+	return d
+}
+
+// describePhases names each phase that happened with its duration.
+func describePhases(d [len(phases)]time.Duration) string {
+	var parts []string
+	for i, p := range phases {
+		if d[i] == 0 {
+			continue
+		}
+		name := p.name
+		if i == kernelPhase && d[loaderPhase] == 0 {
+			name = "loader and kernel"
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f s", name, d[i].Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// medians returns the median total boot time and the median duration of
+// each phase.
+func medians(boots []boot) (time.Duration, [len(phases)]time.Duration) {
+	mid := func(v []time.Duration) time.Duration {
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	var totals []time.Duration
+	var each [len(phases)][]time.Duration
+	for _, b := range boots {
+		totals = append(totals, b.total())
+		for i, d := range b.durations() {
+			each[i] = append(each[i], d)
+		}
+	}
+	var m [len(phases)]time.Duration
+	for i := range m {
+		m[i] = mid(each[i])
+	}
+	return mid(totals), m
+}
+
+// bootToBanner starts a VM and returns when each phase ended, up to the
+// core's banner that shows the image's root hash.
+func bootToBanner(ctx context.Context, name string, cpus int, rootHash string, devices []qemu.Device) (boot, error) {
+	var (
+		mu    sync.Mutex
+		ended boot
+		next  int
+	)
 	start := time.Now()
-	vm, err := qemu.Start(ctx, qemu.Options{Name: name, CPUs: cpus, MemoryMiB: 1024}, devices...)
+	note := func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := next; i < len(phases)-1; i++ {
+			if strings.Contains(line, phases[i].marker) {
+				ended[i] = time.Since(start)
+				next = i + 1
+				return
+			}
+		}
+	}
+	vm, err := qemu.Start(ctx, qemu.Options{Name: name, CPUs: cpus, MemoryMiB: 1024, ConsoleLog: note}, devices...)
 	if err != nil {
-		return 0, err
+		return boot{}, err
 	}
 	defer vm.Stop()
 	ctx, cancel := context.WithTimeout(ctx, qemu.Timeout(bannerTimeout))
@@ -170,9 +293,12 @@ func bootToBanner(ctx context.Context, name string, cpus int, rootHash string, d
 		err = fmt.Errorf("boot failed: %s", line)
 	}
 	if err != nil {
-		return 0, errors.Join(err, fmt.Errorf("console:\n%s", strings.Join(vm.Console().Tail(20), "\n")))
+		return boot{}, errors.Join(err, fmt.Errorf("console:\n%s", strings.Join(vm.Console().Tail(20), "\n")))
 	}
-	return time.Since(start), nil
+	mu.Lock()
+	defer mu.Unlock()
+	ended[len(ended)-1] = time.Since(start)
+	return ended, nil
 }
 
 // isBootFailure tells whether a console line says that the boot stopped.

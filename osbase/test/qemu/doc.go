@@ -7,7 +7,8 @@
 // variable store template for each VM, Disk creates a copy-on-write qcow2
 // overlay so that tests never copy or modify a whole image, and TPM starts an
 // swtpm process that keeps its state in a directory, so that a VM restarted
-// with the same directory finds the same TPM. DirectBoot boots a kernel
+// with the same directory finds the same TPM (a new one is manufactured with
+// only the SHA-256 PCR bank, like most real TPMs). DirectBoot boots a kernel
 // without firmware, the fastest way into a guest; StreamNetwork connects a
 // network card to a unix socket on the host, where frames travel with the
 // 4-byte length framing of ReadFrame and WriteFrame; FwCfg passes a file to
