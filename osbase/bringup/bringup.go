@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"metropolis.dev/osbase/logtree"
+	"metropolis.dev/osbase/pid1"
 	"metropolis.dev/osbase/supervisor"
 )
 
@@ -49,7 +50,14 @@ const (
 // and never returns.
 func Main(c Config) {
 	if os.Getpid() == 1 {
-		runInit()
+		exe, err := os.Executable()
+		if err != nil {
+			// /proc is not mounted yet when the kernel starts us
+			// directly; the path we were started as is the
+			// executable then.
+			exe = os.Args[0]
+		}
+		pid1.Run(exe, os.Args, os.Environ())
 	}
 	if err := checkStartedByInit(os.Getppid()); err != nil {
 		fmt.Fprintf(os.Stderr, "bringup: %v\n", err)
@@ -101,7 +109,7 @@ func runProgram(c Config, out io.Writer) (status int) {
 	}
 
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, forwardedSignals...)
+	signal.Notify(signals, pid1.ForwardedSignals...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := append([]supervisor.SupervisorOpt{supervisor.WithExistingLogtree(lt)}, c.SupervisorOptions...)
@@ -110,7 +118,7 @@ func runProgram(c Config, out io.Writer) (status int) {
 	sig := <-signals
 	exitStatus := 0
 	if sig == unix.SIGPWR {
-		exitStatus = exitPowerOff
+		exitStatus = pid1.ExitPowerOff
 		log.Warningf("received %v: stopping every runnable, then exiting so that the system powers off", sig)
 	} else {
 		log.Warningf("received %v: stopping every runnable, then exiting so that the system restarts", sig)

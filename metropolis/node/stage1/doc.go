@@ -32,8 +32,12 @@
 //     line pointed at that partition, and mount it as EROFS, read-only;
 //  6. move the kernel filesystems into it, delete the initramfs files,
 //     make it the root (MS_MOVE onto /, then chroot, since the initramfs
-//     cannot be unmounted for pivot_root) and execute its /init, telling
-//     it through the environment (METROPOLIS_STAGE1_*) what was verified.
+//     cannot be unmounted for pivot_root) and start its /init as stage-1's
+//     only child, telling it through the environment (METROPOLIS_STAGE1_*)
+//     what was verified. Stage-1 stays PID 1 (osbase/pid1): it reaps
+//     orphans and reboots, or powers off, when the core exits. Executing
+//     the core in its place would make the core play PID 1 too and run its
+//     package initialisers twice before the node could start.
 //
 // The system partition is only ever reached through the verity device,
 // whose root hash comes from the signed command line, so no byte of it is

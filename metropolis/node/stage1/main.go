@@ -10,6 +10,7 @@ import (
 
 	"metropolis.dev/osbase/devicemapper"
 	"metropolis.dev/osbase/kmod"
+	"metropolis.dev/osbase/pid1"
 )
 
 // modules are loaded in this order, each after its dependencies: the
@@ -47,8 +48,8 @@ func main() {
 	halt(run())
 }
 
-// run boots the system: it returns only on failure, as on success it
-// executes the node core in place of stage-1.
+// run boots the system: it returns only on failure, as on success it stays
+// PID 1 for the life of the system, with the node core as its only child.
 func run() error {
 	if err := mountEarly(); err != nil {
 		return err
@@ -106,8 +107,15 @@ func run() error {
 		envRootHash + "=" + rootHash,
 		envDevice + "=" + part.Name,
 	}
+	if err := switchRoot(newRoot); err != nil {
+		return err
+	}
 	fmt.Printf("stage1: %s verified by dm-verity on %s, starting %s\n", cfg.PartitionName, dmPath, nextInit)
-	return switchRoot(newRoot, nextInit, env)
+	// Stage-1 stays PID 1 rather than executing the core in its place:
+	// the core would then run its package initialisers twice, once as
+	// PID 1 and once as its own child (see osbase/bringup).
+	pid1.Run(nextInit, []string{nextInit}, env)
+	return nil
 }
 
 // halt prints why the boot stopped and halts the machine, leaving the

@@ -33,13 +33,13 @@ func mountEarly() error {
 	return nil
 }
 
-// switchRoot makes root, a mounted filesystem, the root of the system and
-// executes init in it with env. It moves the early mounts into root, frees
+// switchRoot makes root, a mounted filesystem, the root of the system. It
+// moves the early mounts into root, frees
 // the memory of the initramfs by deleting its files (nothing else would:
 // the initramfs is a RAM filesystem that stays mounted underneath), moves
 // root onto / and changes the process's root to it. The kernel's
 // pivot_root cannot be used: the initramfs root cannot be unmounted.
-func switchRoot(root, init string, env []string) error {
+func switchRoot(root string) error {
 	for _, m := range earlyMounts {
 		if err := unix.Mount(m.path, filepath.Join(root, m.path), "", unix.MS_MOVE, ""); err != nil {
 			return fmt.Errorf("moving %s into the system root: %w", m.path, err)
@@ -60,8 +60,7 @@ func switchRoot(root, init string, env []string) error {
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("entering the new root: %w", err)
 	}
-	err := unix.Exec(init, []string{init}, env)
-	return fmt.Errorf("executing %s: %w", init, err)
+	return nil
 }
 
 // deleteInitramfs removes every file of the initramfs, the filesystem of
