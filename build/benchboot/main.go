@@ -33,11 +33,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"metropolis.dev/osbase/test/measure"
 	"metropolis.dev/osbase/test/qemu"
 )
 
@@ -139,12 +139,11 @@ func run(runs, cpus int, kernelMessages bool) error {
 		}
 	}
 
-	load, _ := os.ReadFile("/proc/loadavg")
 	accel := "TCG (software emulation)"
 	if qemu.KVMAvailable() {
 		accel = "KVM"
 	}
-	fmt.Printf("\nnode image benchmark (%s, %d vCPUs, host load %s)\n", accel, cpus, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("\nnode image benchmark (%s, %d vCPUs, host load %s)\n", accel, cpus, measure.LoadAverage())
 	if kernelMessages {
 		fmt.Println("  (kernel messages on the console: loglevel=7 on the command line)")
 	}
@@ -239,10 +238,6 @@ func describePhases(d [len(phases)]time.Duration) string {
 // medians returns the median total boot time and the median duration of
 // each phase.
 func medians(boots []boot) (time.Duration, [len(phases)]time.Duration) {
-	mid := func(v []time.Duration) time.Duration {
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
 	var totals []time.Duration
 	var each [len(phases)][]time.Duration
 	for _, b := range boots {
@@ -253,9 +248,9 @@ func medians(boots []boot) (time.Duration, [len(phases)]time.Duration) {
 	}
 	var m [len(phases)]time.Duration
 	for i := range m {
-		m[i] = mid(each[i])
+		m[i] = measure.Median(each[i])
 	}
-	return mid(totals), m
+	return measure.Median(totals), m
 }
 
 // bootToBanner starts a VM and returns when each phase ended, up to the

@@ -172,17 +172,3 @@ func (s *rssSampler) mean(from, to time.Time) uint64 {
 	}
 	return sum / n
 }
-
-// loadAverage returns the one, five and fifteen minute load averages as
-// /proc/loadavg has them, or "unknown".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}

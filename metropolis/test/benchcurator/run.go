@@ -18,6 +18,7 @@ import (
 	"metropolis.dev/metropolis/node/core/curator"
 	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	apb "metropolis.dev/metropolis/proto/api"
+	"metropolis.dev/osbase/test/measure"
 )
 
 // Config is one run of the benchmark: one control plane, one number of
@@ -162,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := resetPeakRSS(os.Getpid()); err != nil {
 		return nil, err
 	}
-	res := &Result{Members: cfg.Members, Nodes: cfg.Nodes, ViaResolver: cfg.ViaResolver, WindowSeconds: cfg.Window.Seconds(), LoadAverage: loadAverage()}
+	res := &Result{Members: cfg.Members, Nodes: cfg.Nodes, ViaResolver: cfg.ViaResolver, WindowSeconds: cfg.Window.Seconds(), LoadAverage: measure.LoadAverage()}
 	r := &run{cfg: cfg, res: res}
 	r.logf("starting a control plane of %d member(s)", cfg.Members)
 	cp, err := startControlPlane(ctx, cfg.ControlPlane(dir, cfg.Members), dir, cfg.ViaResolver)

@@ -24,11 +24,10 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"metropolis.dev/metropolis/test/launch"
+	"metropolis.dev/osbase/test/measure"
 )
 
 // runTimeout bounds one launch with its reboot.
@@ -83,7 +82,7 @@ func run(runs, nodes int, storage string, verbose bool) error {
 			return fmt.Errorf("launch %d: %w", i+1, err)
 		}
 		log.Printf("launch %d: node 0 UP+HEALTHY after %s, registered nodes after %s, all in %s; reboot to HEALTHY %s",
-			i+1, round(r.bootstrapUp), roundAll(r.registerUp), round(r.total), round(r.reboot))
+			i+1, measure.Round(r.bootstrapUp), measure.RoundAll(r.registerUp), measure.Round(r.total), measure.Round(r.reboot))
 		results = append(results, r)
 	}
 
@@ -92,16 +91,14 @@ func run(runs, nodes int, storage string, verbose bool) error {
 		for _, r := range results {
 			all = append(all, pick(r)...)
 		}
-		slices.Sort(all)
-		return all[len(all)/2]
+		return measure.Median(all)
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("benchlaunch: %d launches of %d nodes, storage %s, load average %s\n", runs, nodes, storage, strings.Join(strings.Fields(string(load))[:3], " "))
-	fmt.Printf("  image build:                               %s\n", round(imageBuild))
-	fmt.Printf("  bootstrap node, VM start to UP+HEALTHY:    median %s\n", round(median(func(r result) []time.Duration { return []time.Duration{r.bootstrapUp} })))
-	fmt.Printf("  registering node, VM start to UP+HEALTHY:  median %s\n", round(median(func(r result) []time.Duration { return r.registerUp })))
-	fmt.Printf("  launch, all nodes UP+HEALTHY:              median %s (plus the image build from scratch)\n", round(median(func(r result) []time.Duration { return []time.Duration{r.total} })))
-	fmt.Printf("  reboot of a node to HEALTHY:               median %s\n", round(median(func(r result) []time.Duration { return []time.Duration{r.reboot} })))
+	fmt.Printf("benchlaunch: %d launches of %d nodes, storage %s, load average %s\n", runs, nodes, storage, measure.LoadAverage())
+	fmt.Printf("  image build:                               %s\n", measure.Round(imageBuild))
+	fmt.Printf("  bootstrap node, VM start to UP+HEALTHY:    median %s\n", measure.Round(median(func(r result) []time.Duration { return []time.Duration{r.bootstrapUp} })))
+	fmt.Printf("  registering node, VM start to UP+HEALTHY:  median %s\n", measure.Round(median(func(r result) []time.Duration { return r.registerUp })))
+	fmt.Printf("  launch, all nodes UP+HEALTHY:              median %s (plus the image build from scratch)\n", measure.Round(median(func(r result) []time.Duration { return []time.Duration{r.total} })))
+	fmt.Printf("  reboot of a node to HEALTHY:               median %s\n", measure.Round(median(func(r result) []time.Duration { return []time.Duration{r.reboot} })))
 	return nil
 }
 
@@ -129,14 +126,4 @@ func launchOnce(image string, nodes int, storage string, logf func(string, ...an
 	}
 	r.reboot = time.Since(start)
 	return r, nil
-}
-
-func round(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
-
-func roundAll(ds []time.Duration) string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, round(d))
-	}
-	return strings.Join(out, ", ")
 }

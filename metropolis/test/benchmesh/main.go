@@ -27,15 +27,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"metropolis.dev/metropolis/cli/metroctl/core"
 	apb "metropolis.dev/metropolis/proto/api"
 	cpb "metropolis.dev/metropolis/proto/common"
 	"metropolis.dev/metropolis/test/launch"
+	"metropolis.dev/osbase/test/measure"
 	"metropolis.dev/osbase/test/qemu"
 )
 
@@ -88,7 +86,7 @@ func run(nodes, rounds int, bytes uint64, logf func(string, ...any)) error {
 		if err != nil {
 			return fmt.Errorf("node %d: %w", i, err)
 		}
-		log.Printf("node %d: mesh complete %s after it was UP", i, round(d))
+		log.Printf("node %d: mesh complete %s after it was UP", i, measure.Round(d))
 		joins = append(joins, d)
 	}
 
@@ -101,7 +99,7 @@ func run(nodes, rounds int, bytes uint64, logf func(string, ...any)) error {
 				return fmt.Errorf("probe %d through %s: %w", r+1, path, err)
 			}
 			rate := float64(res.Bytes) / res.Duration.AsDuration().Seconds() / 1e6
-			log.Printf("round %d, %s: %d bytes to %s in %s, %.1f MB/s", r+1, path, res.Bytes, res.Address, round(res.Duration.AsDuration()), rate)
+			log.Printf("round %d, %s: %d bytes to %s in %s, %.1f MB/s", r+1, path, res.Bytes, res.Address, measure.Round(res.Duration.AsDuration()), rate)
 			if path == apb.ProbePeerRequest_PATH_MESH {
 				mesh = append(mesh, rate)
 			} else {
@@ -110,10 +108,9 @@ func run(nodes, rounds int, bytes uint64, logf func(string, ...any)) error {
 		}
 	}
 
-	load, _ := os.ReadFile("/proc/loadavg")
-	meshRate, plainRate := median(mesh), median(plain)
-	fmt.Printf("benchmesh: %d nodes, %d rounds of %d bytes from node 0 to node 1, load average %s\n", nodes, rounds, bytes, strings.Join(strings.Fields(string(load))[:3], " "))
-	fmt.Printf("  node UP to full mesh:          median %s (%s)\n", round(median(joins)), roundAll(joins))
+	meshRate, plainRate := measure.Median(mesh), measure.Median(plain)
+	fmt.Printf("benchmesh: %d nodes, %d rounds of %d bytes from node 0 to node 1, load average %s\n", nodes, rounds, bytes, measure.LoadAverage())
+	fmt.Printf("  node UP to full mesh:          median %s (%s)\n", measure.Round(measure.Median(joins)), measure.RoundAll(joins))
 	fmt.Printf("  throughput through the mesh:   median %.1f MB/s\n", meshRate)
 	fmt.Printf("  throughput, plain network:     median %.1f MB/s\n", plainRate)
 	fmt.Printf("  mesh / plain:                  %.2f\n", meshRate/plainRate)
@@ -167,20 +164,4 @@ func poll(ctx context.Context, f func(ctx context.Context) error) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func median[T float64 | time.Duration](values []T) T {
-	s := slices.Clone(values)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func round(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
-
-func roundAll(ds []time.Duration) string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, round(d))
-	}
-	return strings.Join(out, ", ")
 }

@@ -20,6 +20,7 @@ import (
 
 	ipb "metropolis.dev/metropolis/node/core/curator/proto/api"
 	"metropolis.dev/metropolis/test/launch"
+	"metropolis.dev/osbase/test/measure"
 	"metropolis.dev/osbase/test/qemu"
 )
 
@@ -90,16 +91,8 @@ func Launch(t *testing.T, ctx context.Context, opts launch.ClusterOptions) *Clus
 			t.Errorf("closing the cluster: %v", err)
 		}
 	})
-	t.Logf("Cluster launched in %s (image build %s; nodes UP after %v).", cl.Timings.Total.Round(100*time.Millisecond), cl.Timings.ImageBuild.Round(100*time.Millisecond), roundAll(cl.Timings.NodeUp))
+	t.Logf("Cluster launched in %s (image build %s; nodes UP after %s).", measure.Round(cl.Timings.Total), measure.Round(cl.Timings.ImageBuild), measure.RoundAll(cl.Timings.NodeUp))
 	return &Cluster{Cluster: cl, Metroctl: metroctl}
-}
-
-func roundAll(ds []time.Duration) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.Round(100*time.Millisecond).String())
-	}
-	return out
 }
 
 // Run runs metroctl with the cluster's flags and args, returning its
