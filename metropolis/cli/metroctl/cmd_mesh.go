@@ -48,25 +48,17 @@ counters are strings there, as for every 64-bit integer).`, node.WireGuardPort),
 		Args: args(1, 1, "one node ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := e.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			conn, n, err := e.dialNode(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			status, err := apb.NewNodeManagementClient(conn).GetMeshStatus(ctx, &apb.GetMeshStatusRequest{})
-			if err != nil {
-				return fmt.Errorf("getting the mesh status of %s: %w", n.Id, err)
-			}
-			return e.writeOutput(func(w io.Writer) error {
-				if e.json() {
-					return writeMessageJSON(w, status)
+			return e.withNodeManagement(ctx, args[0], func(n *apb.Node, nm apb.NodeManagementClient) error {
+				status, err := nm.GetMeshStatus(ctx, &apb.GetMeshStatusRequest{})
+				if err != nil {
+					return fmt.Errorf("getting the mesh status of %s: %w", n.Id, err)
 				}
-				return writeMeshStatus(w, n.Id, status, time.Now())
+				return e.writeOutput(func(w io.Writer) error {
+					if e.json() {
+						return writeMessageJSON(w, status)
+					}
+					return writeMeshStatus(w, n.Id, status, time.Now())
+				})
 			})
 		},
 	}

@@ -34,6 +34,23 @@ func (e *env) dialNode(ctx context.Context, s *session, id string) (*grpc.Client
 	return conn, n, nil
 }
 
+// withNodeManagement connects to the cluster, then to the NodeManagement
+// service of the node id, and calls f with that node and a client of its
+// service, closing both connections once f returns.
+func (e *env) withNodeManagement(ctx context.Context, id string, f func(n *apb.Node, nm apb.NodeManagementClient) error) error {
+	s, err := e.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	conn, n, err := e.dialNode(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return f(n, apb.NewNodeManagementClient(conn))
+}
+
 // logsOptions are the flags of 'node logs'.
 type logsOptions struct {
 	dn          string
@@ -111,48 +128,40 @@ newest entries, and --follow keeps showing new entries until interrupted.`,
 				return usageError{cmd, err}
 			}
 			ctx := cmd.Context()
-			s, err := e.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			conn, n, err := e.dialNode(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			stream, err := apb.NewNodeManagementClient(conn).Logs(ctx, req)
-			if err != nil {
-				return fmt.Errorf("reading logs of %s: %w", n.Id, err)
-			}
-			e.statusf("=== Logs from %s (%s):", n.Id, n.Status.GetExternalAddress())
-			err = e.writeOutput(func(w io.Writer) error {
-				for {
-					res, err := stream.Recv()
-					if err == io.EOF {
-						return nil
-					}
-					if err != nil {
-						if ctx.Err() != nil {
-							// Interrupted, which is how --follow ends.
+			return e.withNodeManagement(ctx, args[0], func(n *apb.Node, nm apb.NodeManagementClient) error {
+				stream, err := nm.Logs(ctx, req)
+				if err != nil {
+					return fmt.Errorf("reading logs of %s: %w", n.Id, err)
+				}
+				e.statusf("=== Logs from %s (%s):", n.Id, n.Status.GetExternalAddress())
+				err = e.writeOutput(func(w io.Writer) error {
+					for {
+						res, err := stream.Recv()
+						if err == io.EOF {
 							return nil
 						}
-						return fmt.Errorf("reading logs of %s: %w", n.Id, err)
-					}
-					for _, entries := range [][]*lpb.LogEntry{res.BacklogEntries, res.StreamEntries} {
-						for _, entry := range entries {
-							if err := e.writeLogEntry(w, entry, o.concise); err != nil {
-								return err
+						if err != nil {
+							if ctx.Err() != nil {
+								// Interrupted, which is how --follow ends.
+								return nil
+							}
+							return fmt.Errorf("reading logs of %s: %w", n.Id, err)
+						}
+						for _, entries := range [][]*lpb.LogEntry{res.BacklogEntries, res.StreamEntries} {
+							for _, entry := range entries {
+								if err := e.writeLogEntry(w, entry, o.concise); err != nil {
+									return err
+								}
 							}
 						}
 					}
+				})
+				if err != nil {
+					return err
 				}
+				e.statusf("=== Done.")
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			e.statusf("=== Done.")
-			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -226,19 +235,11 @@ its power button or its baseboard management controller.`,
 
 // power asks the node id to restart or turn off.
 func (e *env) power(ctx context.Context, id string, typ apb.RebootRequest_Type, doing string) error {
-	s, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	conn, n, err := e.dialNode(ctx, s, id)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := apb.NewNodeManagementClient(conn).Reboot(ctx, &apb.RebootRequest{Type: typ}); err != nil {
-		return fmt.Errorf("%s %s: %w", doing, n.Id, err)
-	}
-	e.statusf("Node %s is %s.", n.Id, doing)
-	return nil
+	return e.withNodeManagement(ctx, id, func(n *apb.Node, nm apb.NodeManagementClient) error {
+		if _, err := nm.Reboot(ctx, &apb.RebootRequest{Type: typ}); err != nil {
+			return fmt.Errorf("%s %s: %w", doing, n.Id, err)
+		}
+		e.statusf("Node %s is %s.", n.Id, doing)
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -104,27 +105,11 @@ func manufactureTPM(ctx context.Context, swtpm, dir, sock string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, Timeout(manufactureTimeout))
 	defer cancel()
-	l, err := listenUnix(sock)
-	if err != nil {
-		return fmt.Errorf("creating swtpm socket: %w", err)
-	}
 	defer os.Remove(sock)
-	cmd := exec.CommandContext(ctx, swtpm, "socket", "--tpm2",
-		"--tpmstate", "dir="+dir,
-		"--server", "type=unixio,fd=3",
-		// No control channel to initialise the TPM through: swtpm
-		// powers it on and sends TPM2_Startup itself.
-		"--flags", "not-need-init,startup-clear",
-		"--terminate",
-	)
-	cmd.ExtraFiles = []*os.File{l}
 	out := newTailBuffer(helperOutputLimit)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	l.Close()
+	cmd, err := startCommandTPM(ctx, swtpm, dir, sock, out)
 	if err != nil {
-		return fmt.Errorf("starting swtpm: %w", err)
+		return err
 	}
 	cmdErr := allocateSHA256Bank(ctx, sock)
 	// swtpm exits once the connection is closed (--terminate).
@@ -138,6 +123,31 @@ func manufactureTPM(ctx context.Context, swtpm, dir, sock string) error {
 		return fmt.Errorf("swtpm wrote no state: %w", err)
 	}
 	return nil
+}
+
+// startCommandTPM starts swtpm on the TPM state in dir with its command
+// channel on a unix socket at sock, and no control channel: swtpm powers
+// the TPM on and sends TPM2_Startup itself. It exits once the connection
+// to the socket is closed. Its output goes to out.
+func startCommandTPM(ctx context.Context, swtpm, dir, sock string, out io.Writer) (*exec.Cmd, error) {
+	l, err := listenUnix(sock)
+	if err != nil {
+		return nil, fmt.Errorf("creating swtpm socket: %w", err)
+	}
+	defer l.Close()
+	cmd := exec.CommandContext(ctx, swtpm, "socket", "--tpm2",
+		"--tpmstate", "dir="+dir,
+		"--server", "type=unixio,fd=3",
+		"--flags", "not-need-init,startup-clear",
+		"--terminate",
+	)
+	cmd.ExtraFiles = []*os.File{l}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting swtpm: %w", err)
+	}
+	return cmd, nil
 }
 
 // allocateSHA256Bank connects to a freshly started swtpm at sock, allocates

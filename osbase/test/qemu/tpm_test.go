@@ -59,19 +59,11 @@ func TestManufactureTPM(t *testing.T) {
 func pcrBanks(t *testing.T, swtpm, dir string) map[tpm2.Algorithm]int {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "q.sock")
-	l, err := listenUnix(sock)
+	var out bytes.Buffer
+	cmd, err := startCommandTPM(t.Context(), swtpm, dir, sock, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(swtpm, "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--server", "type=unixio,fd=3", "--flags", "not-need-init,startup-clear", "--terminate")
-	cmd.ExtraFiles = []*os.File{l}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
 	defer func() {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("swtpm: %v: %s", err, out.String())
